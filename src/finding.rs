@@ -1,0 +1,255 @@
+//! Coded findings: the facts a checker establishes about an artifact that it *did* check.
+//!
+//! A finding is "checked and failed" (or "checked and worth saying"); "could not check" is an
+//! error type of the module that tried. Every finding has a stable kebab-case [`Code`] that the
+//! JSON report, tests and users' allowlists rely on, a [`Severity`], and a human message. This
+//! module owns only the vocabulary: it must not decide verdicts (that is `policy`) nor render
+//! anything (that is `report`).
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// How serious a finding is. The policy turns severities into a verdict: `error` and `critical`
+/// reject, `warning` warns (rejects under `--strict`), `info` never changes the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! codes {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $text:literal, $severity:ident; )*) => {
+        /// Stable finding codes. Renaming one is a breaking change of the JSON contract.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum Code {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl Code {
+            /// Every code, in declaration order (used by docs, SARIF rule tables and tests).
+            pub const ALL: &'static [Code] = &[ $( Code::$variant, )* ];
+
+            /// The kebab-case text that appears in reports.
+            pub fn as_str(self) -> &'static str {
+                match self { $( Code::$variant => $text, )* }
+            }
+
+            /// The severity a finding of this code has unless its producer says otherwise.
+            pub fn default_severity(self) -> Severity {
+                match self { $( Code::$variant => Severity::$severity, )* }
+            }
+
+            /// One line saying what the code means, for `modelvet explain` and SARIF rules.
+            pub fn summary(self) -> &'static str {
+                match self { $( Code::$variant => concat!($($doc),*).trim_ascii(), )* }
+            }
+        }
+    };
+}
+
+codes! {
+    // Pickle family.
+    /// The file or a member of it is a Python pickle, which runs code when loaded.
+    PickleFormat = "pickle-format", Error;
+    /// A pickle imports a global outside the tensor-only allowlist.
+    PickleDangerousGlobal = "pickle-dangerous-global", Critical;
+    /// A pickle uses an extension-registry code (EXT1/2/4), which resolves to an unknown global.
+    PickleExtensionCode = "pickle-extension-code", Critical;
+    /// A pickle stream is truncated, has an invalid opcode or an inconsistent stack.
+    PickleMalformed = "pickle-malformed", Error;
+    /// An opcode straddles a FRAME boundary, which loaders read differently.
+    PickleFrameViolation = "pickle-frame-violation", Error;
+    /// A pickle exceeded an analysis bound (opcodes, memo, stack, nesting, time).
+    PickleLimitExceeded = "pickle-limit-exceeded", Error;
+    /// A pickle carries another pickle as a bytes or string argument.
+    PickleNested = "pickle-nested", Error;
+    /// A NumPy array's dtype holds Python objects, which are stored as a pickle.
+    NumpyObjectDtype = "numpy-object-dtype", Critical;
+    /// A NumPy `.npy` header or payload is malformed.
+    NumpyMalformed = "numpy-malformed", Error;
+
+    // Containers and compression.
+    /// An archive cannot be read completely; its members cannot all be checked.
+    ArchiveMalformed = "archive-malformed", Error;
+    /// A zip member's stored CRC-32 does not match its content.
+    ArchiveCrcMismatch = "archive-crc-mismatch", Error;
+    /// A zip member's local header disagrees with the central directory.
+    ArchiveHeaderMismatch = "archive-header-mismatch", Error;
+    /// A zip member is marked encrypted (or uses flags that change how it is read).
+    ArchiveEncrypted = "archive-encrypted", Error;
+    /// Bytes precede or follow the archive structure.
+    ArchiveExtraData = "archive-extra-data", Error;
+    /// An archive member uses a compression method modelvet cannot read.
+    ArchiveUnsupported = "archive-unsupported", Error;
+    /// An archive member name is absolute, contains `..` or is otherwise unsafe.
+    ArchiveUnsafePath = "archive-unsafe-path", Error;
+    /// An archive or compressed stream exceeded a bound (members, size, ratio, nesting).
+    ArchiveLimitExceeded = "archive-limit-exceeded", Error;
+    /// A compressed stream (gzip, zlib, bz2, xz) is corrupt or truncated.
+    CompressionMalformed = "compression-malformed", Error;
+    /// A recognised container or compression format that modelvet cannot open (7z, rar, zstd...).
+    ContainerUnsupported = "container-unsupported", Error;
+
+    // Safe formats.
+    /// The safetensors header is not valid (size, JSON, dtype, shape, offsets).
+    SafetensorsInvalid = "safetensors-invalid", Error;
+    /// Two tensors (or metadata keys) have the same name.
+    SafetensorsDuplicateName = "safetensors-duplicate-name", Error;
+    /// Tensor data regions overlap, leave gaps or run past the file.
+    SafetensorsOffsetsInvalid = "safetensors-offsets-invalid", Error;
+    /// Bytes follow the last tensor.
+    SafetensorsTrailingBytes = "safetensors-trailing-bytes", Error;
+    /// The file is also a valid file of another, dangerous format to a loader sniffing content.
+    PolyglotFile = "polyglot-file", Critical;
+    /// A GGUF file is malformed (header, metadata, tensor infos, alignment, offsets).
+    GgufInvalid = "gguf-invalid", Error;
+    /// An ONNX model cannot be parsed as a ModelProto.
+    OnnxInvalid = "onnx-invalid", Error;
+    /// An ONNX tensor refers to external data outside the model's directory.
+    OnnxExternalDataUnsafe = "onnx-external-data-unsafe", Error;
+    /// A Keras model holds a Lambda layer or serialised Python code.
+    KerasUnsafeLayer = "keras-unsafe-layer", Critical;
+    /// A Keras model archive or config is malformed.
+    KerasMalformed = "keras-malformed", Error;
+
+    // General.
+    /// The content is not a format modelvet recognises.
+    UnknownFormat = "unknown-format", Warning;
+    /// The file name's extension does not match the detected content.
+    ExtensionMismatch = "extension-mismatch", Info;
+    /// A symbolic link was found; it is reported, never followed.
+    SymlinkNotFollowed = "symlink-not-followed", Warning;
+    /// A special file (socket, device, FIFO) was found and not read.
+    SpecialFile = "special-file", Error;
+    /// A file exceeded a scan bound (size read, time).
+    ScanLimitExceeded = "scan-limit-exceeded", Error;
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// One coded fact about an artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: Code,
+    pub severity: Severity,
+    /// Human text; may contain untrusted values, which renderers escape.
+    pub message: String,
+    /// Where inside the file: a container member path (`archive/data.pkl`), a byte offset
+    /// (`@1234`), or both (`archive/data.pkl@12`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// For `pickle-dangerous-global`: the imported global as `module.name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global: Option<String>,
+    /// What the user can do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Finding {
+    /// A finding with the code's default severity.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Finding {
+            code,
+            severity: code.default_severity(),
+            message: message.into(),
+            location: None,
+            global: None,
+            hint: None,
+        }
+    }
+
+    pub fn with_severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+
+    pub fn at(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
+        self
+    }
+
+    pub fn with_global(mut self, global: impl Into<String>) -> Self {
+        self.global = Some(global.into());
+        self
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Prefixes the location with a container member path, so a finding from inside
+    /// `archive/data.pkl` of `model.pt` says where it came from.
+    pub fn inside(mut self, member: &str) -> Self {
+        self.location = Some(match self.location.take() {
+            None => member.to_owned(),
+            Some(inner) if inner.starts_with('@') => format!("{member}{inner}"),
+            Some(inner) => format!("{member}/{inner}"),
+        });
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_kebab_case_and_documented() {
+        let mut seen = HashSet::new();
+        for code in Code::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "duplicate code {text}");
+            assert!(
+                text.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{text} is not kebab-case"
+            );
+            assert!(!code.summary().is_empty(), "{text} has no summary");
+        }
+    }
+
+    #[test]
+    fn inside_nests_member_paths() {
+        let finding = Finding::new(Code::PickleMalformed, "x")
+            .at("@12")
+            .inside("data.pkl")
+            .inside("archive");
+        assert_eq!(finding.location.as_deref(), Some("archive/data.pkl@12"));
+    }
+}

@@ -1,0 +1,1 @@
+//! Content scanning (placeholder while the dispatcher is written).
