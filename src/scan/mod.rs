@@ -1,1 +1,3 @@
-//! Content scanning (placeholder while the dispatcher is written).
+//! Content scanning (the dispatcher is being written).
+
+pub mod source;
