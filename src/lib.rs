@@ -2,8 +2,16 @@
 //!
 //! The library never prints and never exits; it returns values that the `modelvet` binary
 //! renders. Modules are the architecture and depend on each other in one direction only:
-//! `error` and `finding` at the top, then `scan`, `policy`, `report`.
+//!
+//! ```text
+//! finding   coded findings shared by every checker
+//! scan      format sniffing by content; one module per format; findings, never verdicts
+//! policy    pure function: findings + options -> verdict
+//! report    the report data model and its renderers (human, json)
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod finding;
+pub mod policy;
+pub mod report;
 pub mod scan;

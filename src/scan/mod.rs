@@ -1,3 +1,685 @@
-//! Content scanning (the dispatcher is being written).
+//! Content scanning: decide each file's format from its bytes, never from its name, and
+//! collect coded findings from the parser of that format, descending into containers.
+//!
+//! The dispatcher here owns format sniffing, container recursion (zip, tar, compression
+//! wrappers, NumPy object payloads) and the resource bounds that hold across a whole file
+//! (nesting depth, inflated bytes, time). Each format has its own module that parses one kind
+//! of bytes and returns findings. Scanning produces facts only: it never decides a verdict
+//! (that is `policy`), never prints, and never executes or imports anything it reads.
 
+pub mod compressed;
+pub mod gguf;
+pub mod keras;
+pub mod numpy;
+pub mod onnx;
+pub mod pickle;
+pub mod safetensors;
 pub mod source;
+pub mod tar;
+mod walk;
+pub mod zip;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::finding::{Code, Finding, Severity};
+use source::{ReadAt, Slice};
+
+pub use walk::{scan_paths, ScanError};
+
+/// A file's format as decided from its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Format {
+    Pickle,
+    Joblib,
+    TorchZip,
+    TorchTar,
+    Npy,
+    Npz,
+    Safetensors,
+    Gguf,
+    Onnx,
+    Keras,
+    Hdf5,
+    Zip,
+    Tar,
+    Gzip,
+    Zlib,
+    Bzip2,
+    Xz,
+    Json,
+    Text,
+    Empty,
+    Unsupported,
+    Unknown,
+    Symlink,
+    Special,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Pickle => "pickle",
+            Format::Joblib => "joblib",
+            Format::TorchZip => "torch-zip",
+            Format::TorchTar => "torch-tar",
+            Format::Npy => "npy",
+            Format::Npz => "npz",
+            Format::Safetensors => "safetensors",
+            Format::Gguf => "gguf",
+            Format::Onnx => "onnx",
+            Format::Keras => "keras",
+            Format::Hdf5 => "hdf5",
+            Format::Zip => "zip",
+            Format::Tar => "tar",
+            Format::Gzip => "gzip",
+            Format::Zlib => "zlib",
+            Format::Bzip2 => "bzip2",
+            Format::Xz => "xz",
+            Format::Json => "json",
+            Format::Text => "text",
+            Format::Empty => "empty",
+            Format::Unsupported => "unsupported",
+            Format::Unknown => "unknown",
+            Format::Symlink => "symlink",
+            Format::Special => "special",
+        }
+    }
+
+    /// Formats whose loaders can run code: the pickle family.
+    pub fn carries_pickle(self) -> bool {
+        matches!(
+            self,
+            Format::Pickle | Format::Joblib | Format::TorchZip | Format::TorchTar
+        )
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Bounds that hold for one file, whatever it contains. Exceeding one is a finding.
+#[derive(Debug, Clone)]
+pub struct ScanLimits {
+    /// Containers inside containers (zip in gzip in tar...).
+    pub max_depth: u32,
+    /// Output of one compressed stream or member.
+    pub max_inflated: u64,
+    /// Output of all compressed streams and members of one file together.
+    pub max_total_inflated: u64,
+    /// Bytes of one pickle stream read for analysis.
+    pub max_pickle_bytes: u64,
+    /// Size up to which a file is checked for being UTF-8 text or JSON.
+    pub max_text_bytes: u64,
+    /// Size of an ONNX model parsed in memory.
+    pub max_onnx_bytes: u64,
+    /// Window in which a GGUF header and metadata must fit.
+    pub gguf_window: u64,
+    /// Stored zip members up to this size are read whole (so their CRC is checked).
+    pub max_member_read: u64,
+    /// Wall-clock time per top-level file.
+    pub time_per_file: Duration,
+    pub pickle: pickle::PickleLimits,
+    pub zip: zip::ZipLimits,
+    pub tar: tar::TarLimits,
+}
+
+impl Default for ScanLimits {
+    fn default() -> Self {
+        ScanLimits {
+            max_depth: 6,
+            max_inflated: 512 << 20,
+            max_total_inflated: 1 << 30,
+            max_pickle_bytes: 1 << 30,
+            max_text_bytes: 64 << 20,
+            max_onnx_bytes: 2 << 30,
+            gguf_window: 256 << 20,
+            max_member_read: 64 << 20,
+            time_per_file: Duration::from_secs(30),
+            pickle: pickle::PickleLimits::default(),
+            zip: zip::ZipLimits::default(),
+            tar: tar::TarLimits::default(),
+        }
+    }
+}
+
+/// What to scan and how.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    pub limits: ScanLimits,
+}
+
+/// The scan of one file: its detected format and every finding, including those of members.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileScan {
+    pub path: PathBuf,
+    pub format: Format,
+    pub size: u64,
+    pub findings: Vec<Finding>,
+}
+
+/// Scans the bytes behind `source`, named `name` (used only to compare the extension with the
+/// content). I/O errors of the source are returned; everything else is a finding.
+pub fn scan_source(source: &dyn ReadAt, name: &str, options: &ScanOptions) -> io::Result<Scanned> {
+    let mut inspector = Inspector {
+        limits: &options.limits,
+        deadline: Instant::now() + options.limits.time_per_file,
+        inflated_total: 0,
+    };
+    let mut scanned = inspector.inspect(source, name, 0)?;
+    if let Some(finding) = extension_mismatch(name, scanned.format) {
+        scanned.findings.push(finding);
+    }
+    Ok(scanned)
+}
+
+/// A format and the findings about bytes of that format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scanned {
+    pub format: Format,
+    pub findings: Vec<Finding>,
+}
+
+impl Scanned {
+    fn new(format: Format, findings: Vec<Finding>) -> Self {
+        Scanned { format, findings }
+    }
+}
+
+/// How many bytes are looked at to recognise a format.
+const HEAD_LEN: u64 = 4096;
+
+struct Inspector<'a> {
+    limits: &'a ScanLimits,
+    deadline: Instant,
+    inflated_total: u64,
+}
+
+impl Inspector<'_> {
+    fn inspect(&mut self, source: &dyn ReadAt, name: &str, depth: u32) -> io::Result<Scanned> {
+        let size = source.size();
+        if size == 0 {
+            return Ok(Scanned::new(Format::Empty, Vec::new()));
+        }
+        let head = source.read_vec(0, size.min(HEAD_LEN))?;
+
+        if head.starts_with(gguf::MAGIC) {
+            let window = source.read_vec(0, size.min(self.limits.gguf_window))?;
+            return Ok(Scanned::new(
+                Format::Gguf,
+                gguf::check(&window, size).findings,
+            ));
+        }
+        if head.starts_with(numpy::MAGIC) {
+            return self.npy(source);
+        }
+        if head.starts_with(keras::HDF5_MAGIC) {
+            return Ok(Scanned::new(Format::Hdf5, keras::check_hdf5(source)?));
+        }
+        if safetensors::looks_like_safetensors(&head, size) {
+            return self.safetensors(source, &head, depth);
+        }
+        if let Some(kind) = compressed::sniff(&head) {
+            if let Some(scanned) = self.decompress(source, kind, depth)? {
+                return Ok(scanned);
+            }
+        }
+        if let Some(container) = compressed::sniff_unsupported(&head) {
+            let finding = Finding::new(
+                Code::ContainerUnsupported,
+                format!("file is a `{container}` container, which modelvet cannot open to check"),
+            )
+            .with_hint("unpack it and scan the files inside");
+            return Ok(Scanned::new(Format::Unsupported, vec![finding]));
+        }
+        if zip::looks_like_zip(source) {
+            return self.zip(source, depth);
+        }
+        if tar::looks_like_tar(source) {
+            return self.tar(source, depth);
+        }
+        if let Some(scanned) = self.pickle(source)? {
+            return Ok(scanned);
+        }
+        if onnx::looks_like_onnx(&head) || has_extension(name, &["onnx"]) {
+            if size > self.limits.max_onnx_bytes {
+                return Ok(limit_exceeded(
+                    Format::Onnx,
+                    format!(
+                        "model of {size} bytes exceeds the ONNX limit of {}",
+                        self.limits.max_onnx_bytes
+                    ),
+                ));
+            }
+            let report = onnx::check(&source.read_vec(0, size)?);
+            if report.findings.is_empty() || has_extension(name, &["onnx"]) {
+                return Ok(Scanned::new(Format::Onnx, report.findings));
+            }
+        }
+        self.text_or_unknown(source, &head)
+    }
+
+    fn npy(&mut self, source: &dyn ReadAt) -> io::Result<Scanned> {
+        let check = numpy::check(source)?;
+        let mut findings = check.findings;
+        if let Some(header) = check.header.filter(|header| header.holds_objects) {
+            let payload_len = source.size() - header.data_offset;
+            let payload = Slice::new(source, header.data_offset, payload_len)?;
+            match self.pickle(&payload)? {
+                Some(scanned) => findings.extend(
+                    scanned
+                        .findings
+                        .into_iter()
+                        .map(|finding| finding.inside(&format!("@{}", header.data_offset))),
+                ),
+                None => findings.push(
+                    Finding::new(
+                        Code::NumpyMalformed,
+                        "object array payload is not a readable pickle",
+                    )
+                    .at(format!("@{}", header.data_offset)),
+                ),
+            }
+        }
+        Ok(Scanned::new(Format::Npy, findings))
+    }
+
+    fn safetensors(&mut self, source: &dyn ReadAt, head: &[u8], depth: u32) -> io::Result<Scanned> {
+        let mut findings = safetensors::check(source)?.findings;
+        // A loader that sniffs content (torch.load, np.load, zipfile) must not see another
+        // format in the same bytes.
+        let analysis = pickle::analyse(head, &self.pickle_limits());
+        if analysis.is_pickle {
+            findings.push(Finding::new(
+                Code::PolyglotFile,
+                "file is both safetensors and a pickle that runs when loaded by torch.load",
+            ));
+            findings.extend(analysis.findings);
+        }
+        if zip::looks_like_zip(source) {
+            findings.push(Finding::new(
+                Code::PolyglotFile,
+                "file is both safetensors and a zip archive (torch.load and np.load open it as one)",
+            ));
+            findings.extend(self.zip(source, depth)?.findings);
+        }
+        if tar::looks_like_tar(source) {
+            findings.push(Finding::new(
+                Code::PolyglotFile,
+                "file is both safetensors and a tar archive (legacy torch.load opens it as one)",
+            ));
+        }
+        Ok(Scanned::new(Format::Safetensors, findings))
+    }
+
+    /// `None` when a weak magic (zlib) turns out not to be a compressed stream after all.
+    fn decompress(
+        &mut self,
+        source: &dyn ReadAt,
+        kind: compressed::Compression,
+        depth: u32,
+    ) -> io::Result<Option<Scanned>> {
+        let format = match kind {
+            compressed::Compression::Gzip => Format::Gzip,
+            compressed::Compression::Zlib => Format::Zlib,
+            compressed::Compression::Bzip2 => Format::Bzip2,
+            compressed::Compression::Xz => Format::Xz,
+        };
+        if let Some(scanned) = self.depth_exceeded(format, depth) {
+            return Ok(Some(scanned));
+        }
+        let size = source.size();
+        if size > self.limits.max_inflated {
+            return Ok(Some(limit_exceeded(
+                format,
+                format!(
+                    "compressed stream of {size} bytes exceeds the limit of {}",
+                    self.limits.max_inflated
+                ),
+            )));
+        }
+        let compressed_bytes = source.read_vec(0, size)?;
+        let inflated = compressed::inflate(kind, &compressed_bytes, self.inflate_budget());
+        if kind == compressed::Compression::Zlib
+            && inflated.bytes.is_empty()
+            && inflated.finding.is_some()
+        {
+            return Ok(None);
+        }
+        self.inflated_total += inflated.bytes.len() as u64;
+        let member = format!("({})", kind.name());
+        let mut findings: Vec<Finding> = inflated.finding.into_iter().collect();
+        let inner = self.inspect(&inflated.bytes, "", depth + 1)?;
+        findings.extend(
+            inner
+                .findings
+                .into_iter()
+                .map(|finding| finding.inside(&member)),
+        );
+        if inner.format.carries_pickle() {
+            findings.push(
+                Finding::new(
+                    Code::PickleFormat,
+                    format!("{} stream holds a {} file", kind.name(), inner.format),
+                )
+                .with_hint(CONVERT_HINT),
+            );
+        }
+        Ok(Some(Scanned::new(format, findings)))
+    }
+
+    fn zip(&mut self, source: &dyn ReadAt, depth: u32) -> io::Result<Scanned> {
+        if let Some(scanned) = self.depth_exceeded(Format::Zip, depth) {
+            return Ok(scanned);
+        }
+        let listing = zip::list(source, &self.limits.zip).map_err(io::Error::other)?;
+        let mut findings = listing.findings;
+        if listing.prefix_len > 0 {
+            // Whatever precedes the archive is what a loader reading from byte 0 sees.
+            let prefix = Slice::new(source, 0, listing.prefix_len)?;
+            let inner = self.inspect(&prefix, "", depth + 1)?;
+            findings.extend(inner.findings.into_iter().map(|f| f.inside("(prefix)")));
+        }
+        let mut member_formats = Vec::with_capacity(listing.members.len());
+        let mut config_json = None;
+        for member in &listing.members {
+            if member.name.ends_with('/') && member.uncompressed_size == 0 {
+                continue;
+            }
+            if let Some(finding) = self.out_of_time() {
+                findings.push(finding);
+                break;
+            }
+            let inner = self.zip_member(source, member, depth)?;
+            if member.name == "config.json" {
+                config_json = Some(member);
+            }
+            member_formats.push((member.name.as_str(), inner.format));
+            findings.extend(inner.findings.into_iter().map(|f| f.inside(&member.name)));
+        }
+
+        let any_pickle = member_formats
+            .iter()
+            .any(|(_, format)| format.carries_pickle());
+        let names = || member_formats.iter().map(|(name, _)| *name);
+        let format = if any_pickle
+            && names().any(|name| name == "data.pkl" || name.ends_with("/data.pkl"))
+        {
+            Format::TorchZip
+        } else if !member_formats.is_empty()
+            && member_formats
+                .iter()
+                .all(|(_, format)| *format == Format::Npy)
+        {
+            Format::Npz
+        } else if config_json.is_some()
+            && names().any(|name| name == "metadata.json" || name == "model.weights.h5")
+        {
+            Format::Keras
+        } else {
+            Format::Zip
+        };
+        if format == Format::Keras {
+            if let Some(member) = config_json {
+                let bytes = zip::read_member(source, member, self.limits.max_member_read)
+                    .map_err(io::Error::other)?;
+                findings.extend(
+                    keras::check_config(&bytes.bytes)
+                        .into_iter()
+                        .map(|f| f.inside("config.json")),
+                );
+            }
+        }
+        Ok(Scanned::new(format, findings))
+    }
+
+    fn zip_member(
+        &mut self,
+        source: &dyn ReadAt,
+        member: &zip::Member,
+        depth: u32,
+    ) -> io::Result<Scanned> {
+        let stored = member.method == zip::Method::Stored;
+        if stored && member.compressed_size > self.limits.max_member_read {
+            // Large stored members (tensor storages) are scanned in place: only the bytes
+            // needed to recognise them are read.
+            let window = Slice::new(source, member.data_offset, member.compressed_size)?;
+            return self.inspect(&window, &member.name, depth + 1);
+        }
+        let budget = self.inflate_budget().min(self.limits.max_inflated);
+        let read = zip::read_member(source, member, budget).map_err(io::Error::other)?;
+        if !stored {
+            self.inflated_total += read.bytes.len() as u64;
+        }
+        let mut findings = read.findings;
+        if read.complete || !read.bytes.is_empty() {
+            let inner = self.inspect(&read.bytes, &member.name, depth + 1)?;
+            findings.extend(inner.findings);
+            return Ok(Scanned::new(inner.format, findings));
+        }
+        Ok(Scanned::new(Format::Unknown, findings))
+    }
+
+    fn tar(&mut self, source: &dyn ReadAt, depth: u32) -> io::Result<Scanned> {
+        if let Some(scanned) = self.depth_exceeded(Format::Tar, depth) {
+            return Ok(scanned);
+        }
+        let listing = tar::list(source, &self.limits.tar).map_err(io::Error::other)?;
+        let mut findings = listing.findings;
+        let mut any_pickle = false;
+        for member in listing
+            .members
+            .iter()
+            .filter(|m| m.kind == tar::TarKind::File)
+        {
+            if let Some(finding) = self.out_of_time() {
+                findings.push(finding);
+                break;
+            }
+            let window = Slice::new(source, member.data_offset, member.size)?;
+            let inner = self.inspect(&window, &member.name, depth + 1)?;
+            any_pickle |= inner.format.carries_pickle();
+            findings.extend(inner.findings.into_iter().map(|f| f.inside(&member.name)));
+        }
+        let format = if any_pickle {
+            Format::TorchTar
+        } else {
+            Format::Tar
+        };
+        Ok(Scanned::new(format, findings))
+    }
+
+    /// Analyses the bytes as a pickle, reading more than the first window only when the
+    /// stream runs past it. `None` when the bytes are not a pickle.
+    fn pickle(&mut self, source: &dyn ReadAt) -> io::Result<Option<Scanned>> {
+        let size = source.size();
+        let limits = self.pickle_limits();
+        let mut window = size.min(64 << 10);
+        loop {
+            let bytes = source.read_vec(0, window)?;
+            let analysis = pickle::analyse(&bytes, &limits);
+            let ran_out = matches!(analysis.end, pickle::End::Truncated { .. }) && window < size;
+            if ran_out && window < self.limits.max_pickle_bytes {
+                window = size.min(self.limits.max_pickle_bytes);
+                continue;
+            }
+            if !analysis.is_pickle {
+                return Ok(None);
+            }
+            let mut findings = analysis.findings;
+            if ran_out {
+                findings.push(Finding::new(
+                    Code::PickleLimitExceeded,
+                    format!(
+                        "pickle stream runs past the {} bytes read for analysis",
+                        self.limits.max_pickle_bytes
+                    ),
+                ));
+            }
+            let joblib = analysis
+                .globals
+                .iter()
+                .any(|imported| imported.global.module.starts_with("joblib."));
+            let protocol = analysis
+                .protocol
+                .map_or_else(|| "0 or 1".to_owned(), |p| p.to_string());
+            let streams = match analysis.streams {
+                0 | 1 => String::new(),
+                n => format!(" ({n} streams)"),
+            };
+            findings.insert(
+                0,
+                Finding::new(
+                    Code::PickleFormat,
+                    format!("Python pickle, protocol {protocol}{streams}: loading it can run arbitrary code"),
+                )
+                .with_hint(CONVERT_HINT),
+            );
+            let format = if joblib {
+                Format::Joblib
+            } else {
+                Format::Pickle
+            };
+            return Ok(Some(Scanned::new(format, findings)));
+        }
+    }
+
+    fn text_or_unknown(&mut self, source: &dyn ReadAt, head: &[u8]) -> io::Result<Scanned> {
+        let size = source.size();
+        let unknown = || {
+            Scanned::new(
+                Format::Unknown,
+                vec![Finding::new(
+                    Code::UnknownFormat,
+                    "content is not a format modelvet recognises",
+                )],
+            )
+        };
+        // Cheap rejection first: binary data fails UTF-8 within its first bytes.
+        if !utf8_prefix(head, head.len() as u64 == size) || size > self.limits.max_text_bytes {
+            return Ok(unknown());
+        }
+        let bytes = source.read_vec(0, size)?;
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return Ok(unknown());
+        };
+        if text.contains('\0') {
+            return Ok(unknown());
+        }
+        if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+            return Ok(Scanned::new(Format::Json, Vec::new()));
+        }
+        Ok(Scanned::new(Format::Text, Vec::new()))
+    }
+
+    fn depth_exceeded(&self, format: Format, depth: u32) -> Option<Scanned> {
+        (depth >= self.limits.max_depth).then(|| {
+            Scanned::new(
+                format,
+                vec![Finding::new(
+                    Code::ArchiveLimitExceeded,
+                    format!(
+                        "containers nest deeper than {} levels",
+                        self.limits.max_depth
+                    ),
+                )],
+            )
+        })
+    }
+
+    fn out_of_time(&self) -> Option<Finding> {
+        (Instant::now() > self.deadline).then(|| {
+            Finding::new(
+                Code::ScanLimitExceeded,
+                format!("scan took longer than {:?}", self.limits.time_per_file),
+            )
+        })
+    }
+
+    fn inflate_budget(&self) -> u64 {
+        self.limits
+            .max_total_inflated
+            .saturating_sub(self.inflated_total)
+            .min(self.limits.max_inflated)
+    }
+
+    fn pickle_limits(&self) -> pickle::PickleLimits {
+        pickle::PickleLimits {
+            deadline: Some(self.deadline),
+            ..self.limits.pickle.clone()
+        }
+    }
+}
+
+const CONVERT_HINT: &str =
+    "convert the weights to safetensors (e.g. `safetensors.torch.save_file`) in a sandbox and scan again";
+
+fn limit_exceeded(format: Format, message: String) -> Scanned {
+    Scanned::new(format, vec![Finding::new(Code::ScanLimitExceeded, message)])
+}
+
+/// True if `head` is UTF-8, allowing a character cut at its end when more bytes follow.
+fn utf8_prefix(head: &[u8], whole: bool) -> bool {
+    match std::str::from_utf8(head) {
+        Ok(text) => !text.contains('\0'),
+        Err(error) => !whole && error.error_len().is_none(),
+    }
+}
+
+fn has_extension(name: &str, extensions: &[&str]) -> bool {
+    Path::new(name)
+        .extension()
+        .and_then(|ext| ext.to_str())
+        .is_some_and(|ext| extensions.iter().any(|e| ext.eq_ignore_ascii_case(e)))
+}
+
+/// Compares a file name's extension with the detected content.
+fn extension_mismatch(name: &str, format: Format) -> Option<Finding> {
+    let ext = Path::new(name).extension()?.to_str()?.to_ascii_lowercase();
+    let fits: &[Format] = match ext.as_str() {
+        "safetensors" => &[Format::Safetensors],
+        "gguf" => &[Format::Gguf],
+        "onnx" => &[Format::Onnx],
+        "npy" => &[Format::Npy],
+        "npz" => &[Format::Npz, Format::Zip],
+        "pt" | "pth" | "ckpt" | "pkl" | "pickle" | "joblib" => &[
+            Format::Pickle,
+            Format::Joblib,
+            Format::TorchZip,
+            Format::TorchTar,
+            Format::Gzip,
+            Format::Zlib,
+            Format::Bzip2,
+            Format::Xz,
+        ],
+        "keras" => &[Format::Keras],
+        "h5" | "hdf5" => &[Format::Hdf5],
+        "json" => &[Format::Json, Format::Empty],
+        "txt" | "md" => &[Format::Text, Format::Json, Format::Empty],
+        "zip" => &[Format::Zip, Format::TorchZip, Format::Npz, Format::Keras],
+        "tar" => &[Format::Tar, Format::TorchTar],
+        "gz" => &[Format::Gzip],
+        "bz2" => &[Format::Bzip2],
+        "xz" => &[Format::Xz],
+        _ => return None,
+    };
+    (!fits.contains(&format)).then(|| {
+        Finding::new(
+            Code::ExtensionMismatch,
+            format!(
+                "name ends in `.{}` but the content is {format}",
+                ext.escape_debug()
+            ),
+        )
+        .with_severity(Severity::Info)
+    })
+}

@@ -84,7 +84,12 @@ impl ReadAt for FileSource {
         use std::os::windows::fs::FileExt;
         while !buf.is_empty() {
             match self.file.seek_read(buf, offset)? {
-                0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past end")),
+                0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "read past end",
+                    ))
+                }
                 n => {
                     buf = &mut buf[n..];
                     offset += n as u64;

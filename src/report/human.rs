@@ -1,0 +1,74 @@
+//! The human report: one line per file (verdict, format, path), its findings indented below,
+//! and a summary line. Colour only when asked for (the CLI decides from the terminal and
+//! `NO_COLOR`); every untrusted string goes through [`escape_terminal`].
+
+use std::io::{self, Write};
+
+use crate::finding::Severity;
+use crate::policy::Verdict;
+use crate::report::{escape_terminal, Report};
+
+/// Whether to colour the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    Never,
+    Always,
+}
+
+pub fn render(report: &Report, color: Color, out: &mut dyn Write) -> io::Result<()> {
+    let paint = |code: &str, text: &str| match color {
+        Color::Always => format!("\x1b[{code}m{text}\x1b[0m"),
+        Color::Never => text.to_owned(),
+    };
+    for file in &report.files {
+        let verdict = format!("{:<6}", file.verdict.as_str());
+        let verdict = match file.verdict {
+            Verdict::Accept => paint("32", &verdict),
+            Verdict::Warn => paint("33", &verdict),
+            Verdict::Reject => paint("1;31", &verdict),
+            Verdict::Error => paint("1;35", &verdict),
+        };
+        let format = file.format.map_or("-", |format| format.as_str());
+        writeln!(
+            out,
+            "{verdict}  {format:<11}  {}",
+            escape_terminal(&file.path)
+        )?;
+        if let Some(error) = &file.error {
+            writeln!(out, "        {}", escape_terminal(error))?;
+        }
+        for finding in &file.findings {
+            let severity = format!("{:<8}", finding.severity.as_str());
+            let severity = match finding.severity {
+                Severity::Critical => paint("1;31", &severity),
+                Severity::Error => paint("31", &severity),
+                Severity::Warning => paint("33", &severity),
+                Severity::Info => paint("2", &severity),
+            };
+            write!(
+                out,
+                "        {severity}  {}: {}",
+                finding.code,
+                escape_terminal(&finding.message)
+            )?;
+            if let Some(location) = &finding.location {
+                write!(out, " (at {})", escape_terminal(location))?;
+            }
+            writeln!(out)?;
+            if let Some(hint) = &finding.hint {
+                writeln!(out, "                  hint: {}", escape_terminal(hint))?;
+            }
+        }
+    }
+    let summary = &report.summary;
+    let files = if summary.files == 1 { "file" } else { "files" };
+    write!(
+        out,
+        "\n{} {files}: {} accepted, {} with warnings, {} rejected",
+        summary.files, summary.accepted, summary.warned, summary.rejected
+    )?;
+    if summary.errors > 0 {
+        write!(out, ", {} could not be checked", summary.errors)?;
+    }
+    writeln!(out)
+}

@@ -1,0 +1,58 @@
+//! The JSON report, a versioned contract for machines.
+//!
+//! `modelvet scan --format json` prints one JSON object (pretty-printed, UTF-8, newline at the
+//! end):
+//!
+//! ```json
+//! {
+//!   "schema_version": 1,
+//!   "tool": { "name": "modelvet", "version": "0.1.0" },
+//!   "command": "scan",
+//!   "verdict": "reject",
+//!   "files": [
+//!     {
+//!       "path": "model.pt",
+//!       "format": "torch-zip",
+//!       "size": 1234,
+//!       "verdict": "reject",
+//!       "findings": [
+//!         {
+//!           "code": "pickle-dangerous-global",
+//!           "severity": "critical",
+//!           "message": "imports `os.system`, which is not on the tensor-only allowlist",
+//!           "location": "archive/data.pkl@52",
+//!           "global": "os.system"
+//!         }
+//!       ]
+//!     }
+//!   ],
+//!   "summary": { "files": 1, "accepted": 0, "warned": 0, "rejected": 1, "errors": 0,
+//!                "findings": { "critical": 1, "error": 1, "warning": 0, "info": 0 } }
+//! }
+//! ```
+//!
+//! Fields:
+//! - `schema_version` (integer): bumped when a field or finding code is renamed or removed;
+//!   adding fields or codes keeps it.
+//! - `verdict`, per file and overall: `accept`, `warn` (accepted with warnings), `reject`,
+//!   `error` (could not be checked; `error` holds the reason). The overall verdict is the worst.
+//! - `format`: detected from content: `pickle`, `joblib`, `torch-zip`, `torch-tar`, `npy`,
+//!   `npz`, `safetensors`, `gguf`, `onnx`, `keras`, `hdf5`, `zip`, `tar`, `gzip`, `zlib`,
+//!   `bzip2`, `xz`, `json`, `text`, `empty`, `unsupported`, `unknown`, `symlink`, `special`.
+//! - `findings[]`: `code` (stable kebab-case, see `modelvet explain` / [`crate::finding::Code`]),
+//!   `severity` (`info`, `warning`, `error`, `critical`), `message` (human text, may quote file
+//!   content), and optional `location` (container member path and/or `@byte-offset`), `global`
+//!   (for pickle globals, `module.name`), `hint`.
+//!
+//! Exit codes go with it: 0 when the overall verdict is `accept` or `warn`, 1 for `reject`,
+//! 2 for `error` or a usage error.
+
+use std::io::{self, Write};
+
+use crate::report::Report;
+
+/// Writes the report as pretty-printed JSON followed by a newline.
+pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    out.write_all(b"\n")
+}

@@ -1,0 +1,205 @@
+//! The report: the data model every command fills, and its renderers.
+//!
+//! [`Report`] is what `--format json` prints, a versioned contract (see [`json`]); the human
+//! renderer draws the same data as a table. Renderers escape every untrusted string (paths,
+//! tensor and global names, messages built from file content) before it reaches a terminal.
+//! This module decides nothing: verdicts come from `policy`, findings from the checkers.
+
+pub mod human;
+pub mod json;
+
+use serde::Serialize;
+
+use crate::finding::{Finding, Severity};
+use crate::policy::{self, PolicyOptions, Verdict};
+use crate::scan::{FileScan, Format, ScanError};
+
+/// The version of the JSON report contract. Adding fields keeps it; renaming or removing a
+/// field or a finding code bumps it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A whole run's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: Tool,
+    /// The subcommand that produced the report (`scan`).
+    pub command: &'static str,
+    /// The worst verdict over all files (`error` > `reject` > `warn` > `accept`).
+    pub verdict: Verdict,
+    pub files: Vec<FileEntry>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+/// One file's entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileEntry {
+    /// The path as it was reached from the command-line argument.
+    pub path: String,
+    /// Detected from content; absent when the file could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    pub verdict: Verdict,
+    pub findings: Vec<Finding>,
+    /// Why the file could not be checked (verdict `error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub files: usize,
+    pub accepted: usize,
+    pub warned: usize,
+    pub rejected: usize,
+    pub errors: usize,
+    pub findings: SeverityCounts,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SeverityCounts {
+    pub critical: usize,
+    pub error: usize,
+    pub warning: usize,
+    pub info: usize,
+}
+
+impl Report {
+    /// Builds the report of a scan, deciding each file's verdict with `options`.
+    pub fn from_scan(
+        outcomes: Vec<Result<FileScan, ScanError>>,
+        options: &PolicyOptions,
+    ) -> Report {
+        let files = outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Ok(scan) => {
+                    let mut findings = scan.findings;
+                    // Worst first, so that a reader (and `head`) sees what matters.
+                    findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
+                    FileEntry {
+                        path: scan.path.display().to_string(),
+                        format: Some(scan.format),
+                        size: Some(scan.size),
+                        verdict: policy::decide(&findings, options),
+                        findings,
+                        error: None,
+                    }
+                }
+                Err(error) => FileEntry {
+                    path: error.path().display().to_string(),
+                    format: None,
+                    size: None,
+                    verdict: Verdict::Error,
+                    findings: Vec::new(),
+                    error: Some(error_chain(&error)),
+                },
+            })
+            .collect();
+        Report::new("scan", files)
+    }
+
+    pub fn new(command: &'static str, files: Vec<FileEntry>) -> Report {
+        let mut summary = Summary {
+            files: files.len(),
+            ..Summary::default()
+        };
+        for file in &files {
+            match file.verdict {
+                Verdict::Accept => summary.accepted += 1,
+                Verdict::Warn => summary.warned += 1,
+                Verdict::Reject => summary.rejected += 1,
+                Verdict::Error => summary.errors += 1,
+            }
+            for finding in &file.findings {
+                match finding.severity {
+                    Severity::Critical => summary.findings.critical += 1,
+                    Severity::Error => summary.findings.error += 1,
+                    Severity::Warning => summary.findings.warning += 1,
+                    Severity::Info => summary.findings.info += 1,
+                }
+            }
+        }
+        let verdict = files
+            .iter()
+            .map(|file| file.verdict)
+            .max()
+            .unwrap_or(Verdict::Accept);
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool {
+                name: env!("CARGO_PKG_NAME"),
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            command,
+            verdict,
+            files,
+            summary,
+        }
+    }
+
+    /// The process exit code the report stands for: 0 accepted (warnings included), 1 something
+    /// rejected, 2 something could not be checked.
+    pub fn exit_code(&self) -> u8 {
+        match self.verdict {
+            Verdict::Accept | Verdict::Warn => 0,
+            Verdict::Reject => 1,
+            Verdict::Error => 2,
+        }
+    }
+}
+
+/// An error and its sources on one line, `outer: inner: innermost`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Makes untrusted text safe to print on a terminal: control characters (escape sequences),
+/// and bidirectional overrides that reorder what is shown, are written as `\u{..}` escapes.
+pub fn escape_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if unsafe_char(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_terminal_sequences_and_bidi_overrides() {
+        assert_eq!(escape_terminal("plain `name`"), "plain `name`");
+        assert_eq!(escape_terminal("a\x1b[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(escape_terminal("x\u{202e}y\n"), "x\\u{202e}y\\u{a}");
+    }
+}

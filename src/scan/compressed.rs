@@ -1,0 +1,207 @@
+//! Whole-file compression wrappers (gzip, zlib, bzip2, xz), recognised by magic and inflated
+//! with a hard output bound so that the dispatcher can scan what is inside.
+//!
+//! joblib, `torch.save` via `gzip.open`, and hand-made payloads all hide pickles this way. A
+//! stream that inflates past the bound is a bomb (a finding, never an allocation); a corrupt
+//! stream is a finding too, since the inner bytes cannot be fully checked. Formats we
+//! recognise but cannot open (zstd, 7z, rar, lz4) are reported by name so that the dispatcher
+//! rejects them rather than calling them unknown. This module does not look at the inflated
+//! content.
+
+use std::io::{self, Read, Write};
+
+use crate::finding::{Code, Finding};
+
+/// A compression format recognised by its magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Gzip,
+    Zlib,
+    Bzip2,
+    Xz,
+}
+
+impl Compression {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zlib => "zlib",
+            Compression::Bzip2 => "bzip2",
+            Compression::Xz => "xz",
+        }
+    }
+}
+
+/// Recognises a compression wrapper from the first bytes of a file.
+pub fn sniff(head: &[u8]) -> Option<Compression> {
+    match head {
+        [0x1f, 0x8b, 0x08, ..] => Some(Compression::Gzip),
+        [b'B', b'Z', b'h', b'1'..=b'9', 0x31, 0x41, 0x59, 0x26, 0x53, 0x59, ..] => {
+            Some(Compression::Bzip2)
+        }
+        [b'B', b'Z', b'h', b'1'..=b'9', 0x17, 0x72, 0x45, 0x38, 0x50, 0x90, ..] => {
+            Some(Compression::Bzip2)
+        }
+        [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Some(Compression::Xz),
+        // zlib: deflate with a window of at most 32 KiB, no preset dictionary, and the header
+        // checksum that makes CMF:FLG a multiple of 31 (RFC 1950).
+        [cmf, flg, ..]
+            if cmf & 0x0f == 8
+                && cmf >> 4 <= 7
+                && flg & 0x20 == 0
+                && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0 =>
+        {
+            Some(Compression::Zlib)
+        }
+        _ => None,
+    }
+}
+
+/// Recognises a container or compression format that modelvet refuses because it cannot open
+/// it, so its content cannot be checked.
+pub fn sniff_unsupported(head: &[u8]) -> Option<&'static str> {
+    match head {
+        [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c, ..] => Some("7z"),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Some("zstd"),
+        [b'R', b'a', b'r', b'!', 0x1a, 0x07, ..] => Some("rar"),
+        [0x04, 0x22, 0x4d, 0x18, ..] => Some("lz4"),
+        [0x5d, 0x00, 0x00, _, _, _, _, _, _, _, _, _, _, ..] => Some("lzma"),
+        [b'M', b'S', b'C', b'F', 0, 0, 0, 0, ..] => Some("cab"),
+        _ => None,
+    }
+}
+
+/// The inflated bytes, or the finding that says why they are not all there.
+#[derive(Debug)]
+pub struct Inflated {
+    pub bytes: Vec<u8>,
+    pub finding: Option<Finding>,
+}
+
+/// Inflates `compressed` up to `limit` output bytes. Never fails: a bomb or a corrupt stream
+/// becomes a finding next to whatever was produced before it.
+pub fn inflate(kind: Compression, compressed: &[u8], limit: u64) -> Inflated {
+    let mut sink = BoundedSink {
+        bytes: Vec::new(),
+        limit,
+        exceeded: false,
+    };
+    let result = match kind {
+        Compression::Gzip => copy(flate2::read::MultiGzDecoder::new(compressed), &mut sink),
+        Compression::Zlib => copy(flate2::read::ZlibDecoder::new(compressed), &mut sink),
+        Compression::Bzip2 => copy(bzip2::read::MultiBzDecoder::new(compressed), &mut sink),
+        Compression::Xz => {
+            let mut input = compressed;
+            lzma_rs::xz_decompress(&mut input, &mut sink)
+                .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))
+        }
+    };
+    let finding = if sink.exceeded {
+        Some(Finding::new(
+            Code::ArchiveLimitExceeded,
+            format!(
+                "{} stream inflates past the limit of {limit} bytes",
+                kind.name()
+            ),
+        ))
+    } else {
+        result.err().map(|error| {
+            Finding::new(
+                Code::CompressionMalformed,
+                format!("{} stream is corrupt or truncated: {error}", kind.name()),
+            )
+        })
+    };
+    Inflated {
+        bytes: sink.bytes,
+        finding,
+    }
+}
+
+fn copy(mut reader: impl Read, sink: &mut BoundedSink) -> io::Result<()> {
+    io::copy(&mut reader, sink).map(|_| ())
+}
+
+/// A writer that refuses to grow past `limit`, so a bomb costs `limit` bytes at most.
+struct BoundedSink {
+    bytes: Vec<u8>,
+    limit: u64,
+    exceeded: bool,
+}
+
+impl Write for BoundedSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = self.limit.saturating_sub(self.bytes.len() as u64);
+        if buf.len() as u64 > room {
+            self.exceeded = true;
+            return Err(io::Error::other("output limit exceeded"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn recognises_and_inflates_each_wrapper() {
+        let plain = b"cos\nsystem\n(S'echo'\ntR.";
+        let gz = gzip(plain);
+        assert_eq!(sniff(&gz), Some(Compression::Gzip));
+        let inflated = inflate(Compression::Gzip, &gz, 1 << 20);
+        assert_eq!(inflated.bytes, plain);
+        assert!(inflated.finding.is_none());
+
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        zlib.write_all(plain).unwrap();
+        let zlib = zlib.finish().unwrap();
+        assert_eq!(sniff(&zlib), Some(Compression::Zlib));
+        assert_eq!(inflate(Compression::Zlib, &zlib, 1 << 20).bytes, plain);
+
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(plain).unwrap();
+        let bz = bz.finish().unwrap();
+        assert_eq!(sniff(&bz), Some(Compression::Bzip2));
+        assert_eq!(inflate(Compression::Bzip2, &bz, 1 << 20).bytes, plain);
+
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &plain[..], &mut xz).unwrap();
+        assert_eq!(sniff(&xz), Some(Compression::Xz));
+        assert_eq!(inflate(Compression::Xz, &xz, 1 << 20).bytes, plain);
+    }
+
+    #[test]
+    fn bombs_stop_at_the_limit() {
+        let bomb = gzip(&vec![0; 4 << 20]);
+        let inflated = inflate(Compression::Gzip, &bomb, 1 << 20);
+        assert!(inflated.bytes.len() <= 1 << 20);
+        assert_eq!(inflated.finding.unwrap().code, Code::ArchiveLimitExceeded);
+    }
+
+    #[test]
+    fn corrupt_streams_are_findings() {
+        let mut gz = gzip(b"hello world, hello world");
+        gz.truncate(gz.len() - 6);
+        let inflated = inflate(Compression::Gzip, &gz, 1 << 20);
+        assert_eq!(inflated.finding.unwrap().code, Code::CompressionMalformed);
+    }
+
+    #[test]
+    fn text_is_not_mistaken_for_zlib() {
+        assert_eq!(sniff(b"hello"), None);
+        assert_eq!(sniff(b"{\"a\": 1}"), None);
+        assert_eq!(sniff_unsupported(b"7z\xbc\xaf\x27\x1c rest"), Some("7z"));
+    }
+}

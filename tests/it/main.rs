@@ -1,0 +1,8 @@
+//! The one integration-test binary: runs the real `modelvet` binary and asserts on exit codes
+//! and the JSON report, never on human text.
+
+// Test code may panic: a panic is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod scan;
+mod support;
