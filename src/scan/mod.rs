@@ -265,6 +265,18 @@ impl Inspector<'_> {
                 return Ok(Scanned::new(Format::Onnx, report.findings));
             }
         }
+        // Content matched nothing; a name that claims a safe format is held to that claim, so
+        // a broken `.safetensors` is refused rather than waved through as unknown bytes.
+        if has_extension(name, &["safetensors"]) {
+            return self.safetensors(source, &head, depth);
+        }
+        if has_extension(name, &["gguf"]) {
+            let window = source.read_vec(0, size.min(self.limits.gguf_window))?;
+            return Ok(Scanned::new(Format::Gguf, gguf::check(&window, size).findings));
+        }
+        if has_extension(name, &["npy"]) {
+            return self.npy(source);
+        }
         self.text_or_unknown(source, &head)
     }
 
@@ -365,15 +377,6 @@ impl Inspector<'_> {
                 .into_iter()
                 .map(|finding| finding.inside(&member)),
         );
-        if inner.format.carries_pickle() {
-            findings.push(
-                Finding::new(
-                    Code::PickleFormat,
-                    format!("{} stream holds a {} file", kind.name(), inner.format),
-                )
-                .with_hint(CONVERT_HINT),
-            );
-        }
         Ok(Some(Scanned::new(format, findings)))
     }
 

@@ -178,7 +178,7 @@ pub fn check_header(header: &[u8], file_len: u64) -> SafetensorsReport {
             ))),
             Some(bits) if end.checked_sub(start) != Some(bits / 8) => {
                 findings.push(Finding::new(
-                    Code::SafetensorsOffsetsInvalid,
+                    Code::SafetensorsInvalid,
                     format!(
                         "tensor `{shown}` spans bytes {start}..{end} but dtype {} with shape {:?} needs {} bytes",
                         tensor.dtype,
@@ -427,7 +427,7 @@ mod tests {
         let gap = r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#;
         assert!(codes(&file(gap, 2)).contains(&Code::SafetensorsOffsetsInvalid));
         let wrong = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#;
-        assert!(codes(&file(wrong, 4)).contains(&Code::SafetensorsOffsetsInvalid));
+        assert!(codes(&file(wrong, 4)).contains(&Code::SafetensorsInvalid));
         let overflow =
             r#"{"a":{"dtype":"F32","shape":[18446744073709551615,2],"data_offsets":[0,4]}}"#;
         assert!(codes(&file(overflow, 4)).contains(&Code::SafetensorsInvalid));
