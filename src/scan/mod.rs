@@ -261,7 +261,7 @@ impl Inspector<'_> {
                 ));
             }
             let report = onnx::check(&source.read_vec(0, size)?);
-            if report.findings.is_empty() || has_extension(name, &["onnx"]) {
+            if report.summary.is_some() || has_extension(name, &["onnx"]) {
                 return Ok(Scanned::new(Format::Onnx, report.findings));
             }
         }
