@@ -76,9 +76,15 @@ mod tests {
         let warning = Finding::new(Code::UnknownFormat, "x");
         let critical = Finding::new(Code::PickleDangerousGlobal, "x");
         assert_eq!(decide(&[], &standard), Verdict::Accept);
-        assert_eq!(decide(std::slice::from_ref(&info), &strict), Verdict::Accept);
+        assert_eq!(
+            decide(std::slice::from_ref(&info), &strict),
+            Verdict::Accept
+        );
         assert_eq!(decide(&[info, warning.clone()], &standard), Verdict::Warn);
-        assert_eq!(decide(std::slice::from_ref(&warning), &strict), Verdict::Reject);
+        assert_eq!(
+            decide(std::slice::from_ref(&warning), &strict),
+            Verdict::Reject
+        );
         assert_eq!(decide(&[warning, critical], &standard), Verdict::Reject);
     }
 }

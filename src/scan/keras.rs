@@ -88,6 +88,18 @@ pub fn check_hdf5(source: &dyn ReadAt) -> std::io::Result<Vec<Finding>> {
         .collect())
 }
 
+/// Modules a Keras config may name for deserialisation: Keras itself and its known families.
+const KERAS_MODULES: &[&str] = &["keras", "keras_hub", "keras_nlp", "keras_cv", "tf_keras"];
+
+/// The `module` of a serialised object, when it is a module Keras would import that is not
+/// Keras (`{"module": "os", "class_name": "system"}`).
+fn foreign_module(map: &serde_json::Map<String, Value>) -> Option<&str> {
+    let module = map.get("module")?.as_str()?;
+    map.get("class_name")?;
+    let root = module.split('.').next().unwrap_or(module);
+    (!KERAS_MODULES.contains(&root)).then_some(module)
+}
+
 fn walk(value: &Value, findings: &mut Vec<Finding>) {
     match value {
         Value::Object(map) => {
@@ -109,6 +121,21 @@ fn walk(value: &Value, findings: &mut Vec<Finding>) {
                         ),
                     )
                     .with_hint("rebuild the layer in code and save the weights only (safetensors)"),
+                );
+            } else if let Some(module) = foreign_module(map) {
+                let class = class.unwrap_or("?");
+                findings.push(
+                    Finding::new(
+                        Code::KerasUnsafeLayer,
+                        format!(
+                            "config asks the loader to import `{}.{}`, outside Keras",
+                            module.escape_debug(),
+                            class.escape_debug()
+                        ),
+                    )
+                    .with_hint(
+                        "custom objects must be registered in code, not named in the config",
+                    ),
                 );
             } else if lambda_function {
                 findings.push(Finding::new(
@@ -135,6 +162,15 @@ mod tests {
         let findings = check_config(config);
         assert_eq!(findings.len(), 2);
         assert!(findings[0].message.contains("evil"));
+    }
+
+    #[test]
+    fn refuses_objects_from_modules_outside_keras() {
+        let config = br#"{"module":"keras.layers","class_name":"Dense","config":{"activation":
+            {"module":"os","class_name":"system","config":"id"}}}"#;
+        let findings = check_config(config);
+        assert_eq!(findings.len(), 1);
+        assert!(findings[0].message.contains("os.system"));
     }
 
     #[test]

@@ -273,7 +273,10 @@ impl Inspector<'_> {
         }
         if has_extension(name, &["gguf"]) {
             let window = source.read_vec(0, size.min(self.limits.gguf_window))?;
-            return Ok(Scanned::new(Format::Gguf, gguf::check(&window, size).findings));
+            return Ok(Scanned::new(
+                Format::Gguf,
+                gguf::check(&window, size).findings,
+            ));
         }
         if has_extension(name, &["npy"]) {
             return self.npy(source);

@@ -1,23 +1,45 @@
-//! STUB (replaced by the zip walker).
-#![allow(dead_code, unused_variables)]
-use crate::finding::Finding;
+//! Zip container walker: lists every member of a zip archive (PyTorch checkpoints, `.npz`,
+//! `.keras`) from its end record, central directory and local headers, and decompresses a
+//! member only when the caller asks for it.
+//!
+//! Loaders disagree about malformed zips (Python's `zipfile` raises where torch's miniz loads),
+//! and scanners have been bypassed through exactly those disagreements: CRC errors, encryption
+//! bits on plain data, local names that differ from central ones, prepended junk, members hidden
+//! in gaps or sharing data. So every structural oddity is a [`Finding`] in the listing and the
+//! caller rejects the file; [`ZipError`] is only for I/O failures of the source. Listing never
+//! reads member data (only the tail, the central directory, the local headers, descriptors and
+//! unreferenced gaps). This module must not interpret member content (that is the caller's
+//! format scanners) nor decide verdicts (that is `policy`).
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, Read, Write};
+
+use crate::finding::{Code, Finding};
 use crate::scan::source::ReadAt;
-#[derive(Debug, Clone)]
+
+/// Bounds on what [`list`] accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZipLimits {
+    /// Central-directory entries listed before `archive-limit-exceeded` stops the walk.
     pub max_members: usize,
+    /// Largest central directory read, in bytes.
     pub max_central_directory: u64,
+    /// Longest member name accepted without an `archive-limit-exceeded` finding.
     pub max_name_len: usize,
 }
+
 impl Default for ZipLimits {
     fn default() -> Self {
         ZipLimits {
-            max_members: 1,
-            max_central_directory: 1,
-            max_name_len: 1,
+            max_members: 100_000,
+            max_central_directory: 64 << 20,
+            max_name_len: 4096,
         }
     }
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+
+/// A member's compression method (APPNOTE 4.4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     Stored,
     Deflated,
@@ -25,60 +47,2495 @@ pub enum Method {
     Lzma,
     Other(u16),
 }
-#[derive(Debug, Clone)]
+
+impl Method {
+    pub fn from_code(code: u16) -> Self {
+        match code {
+            0 => Method::Stored,
+            8 => Method::Deflated,
+            12 => Method::Bzip2,
+            14 => Method::Lzma,
+            other => Method::Other(other),
+        }
+    }
+
+    pub fn code(self) -> u16 {
+        match self {
+            Method::Stored => 0,
+            Method::Deflated => 8,
+            Method::Bzip2 => 12,
+            Method::Lzma => 14,
+            Method::Other(code) => code,
+        }
+    }
+}
+
+/// One central-directory entry, with offsets already shifted by the archive's prefix.
+///
+/// A listed member always has a readable local header and its data
+/// `[data_offset, data_offset + compressed_size)` lies inside the source, so the caller can
+/// wrap a stored member in a `Slice` directly. Entries that fail this are not listed; their
+/// `archive-malformed` finding names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
+    /// Central-directory name, lossy UTF-8 (what torch and `zipfile` look members up by).
     pub name: String,
     pub raw_name: Vec<u8>,
+    /// The local header's name when it differs from the central one.
+    pub local_name: Option<Vec<u8>>,
     pub method: Method,
+    /// General-purpose flags from the central directory.
     pub flags: u16,
     pub crc32: u32,
     pub compressed_size: u64,
     pub uncompressed_size: u64,
+    /// Absolute offset of the local header in the source.
     pub local_header_offset: u64,
+    /// Absolute offset of the member data in the source.
     pub data_offset: u64,
 }
-#[derive(Debug)]
+
+impl Member {
+    /// Bit 0 (traditional encryption), bit 6 (strong encryption) or bit 13 (masked headers).
+    pub fn is_marked_encrypted(&self) -> bool {
+        self.flags & ENCRYPTION_FLAGS != 0
+    }
+}
+
+/// Everything [`list`] found: the members in central-directory order and the findings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ZipListing {
     pub members: Vec<Member>,
     pub findings: Vec<Finding>,
+    /// Bytes before the archive proper (a self-extracting stub or prepended data).
     pub prefix_len: u64,
 }
-#[derive(Debug, thiserror::Error)]
+
+/// Could not read the source; structural problems are findings, never this.
+#[derive(thiserror::Error, Debug)]
+#[non_exhaustive]
 pub enum ZipError {
-    #[error("i/o")]
-    Io(#[from] std::io::Error),
+    #[error("cannot read {len} bytes of the zip source at offset {offset}")]
+    Read {
+        offset: u64,
+        len: u64,
+        #[source]
+        source: io::Error,
+    },
 }
-#[derive(Debug)]
+
+/// The decompressed bytes of one member and what went wrong producing them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MemberBytes {
     pub bytes: Vec<u8>,
+    /// CRC mismatch, decompression failure, size disagreement, limit.
     pub findings: Vec<Finding>,
+    /// `bytes` hold the member's whole content as its compressed stream encodes it (the
+    /// findings may still say the content disagrees with the headers).
     pub complete: bool,
 }
+
+/// Cheap sniff: a local header at offset 0 (what torch checks) or an end record signature in
+/// the tail (what Python's `zipfile.is_zipfile` checks).
 pub fn looks_like_zip(source: &dyn ReadAt) -> bool {
-    false
-}
-pub fn list(source: &dyn ReadAt, limits: &ZipLimits) -> Result<ZipListing, ZipError> {
-    Ok(ZipListing {
-        members: vec![],
-        findings: vec![],
-        prefix_len: 0,
+    let mut magic = [0u8; 4];
+    if source.read_exact_at(&mut magic, 0).is_ok() && magic == LOCAL_SIG {
+        return true;
+    }
+    let size = source.size();
+    let tail_len = size.min(EOCD_SEARCH);
+    let Ok(tail) = source.read_vec(size - tail_len, tail_len) else {
+        return false;
+    };
+    memchr::memmem::rfind_iter(&tail, &EOCD_SIG).any(|pos| {
+        pos.checked_add(EOCD_LEN)
+            .is_some_and(|end| end <= tail.len())
     })
 }
+
+/// Lists every member. Structural problems are findings; only I/O failures are errors.
+pub fn list(source: &dyn ReadAt, limits: &ZipLimits) -> Result<ZipListing, ZipError> {
+    let mut sink = Sink::default();
+    let mut listing = ZipListing::default();
+    if let Some(layout) = locate_directory(source, limits, &mut sink)? {
+        listing.prefix_len = layout.delta;
+        listing.members = walk_directory(source, limits, &layout, &mut sink)?;
+    }
+    listing.findings = sink.finish();
+    Ok(listing)
+}
+
+/// Decompresses a whole member, bounded by `max_output`, and checks its size and CRC-32.
 pub fn read_member(
     source: &dyn ReadAt,
     member: &Member,
     max_output: u64,
 ) -> Result<MemberBytes, ZipError> {
-    Ok(MemberBytes {
-        bytes: vec![],
-        findings: vec![],
-        complete: true,
-    })
+    extract(source, member, max_output, Extent::Whole)
 }
+
+/// Decompresses the first `max_output` bytes of a member (no CRC check), reading no more of
+/// the compressed data than that needs.
 pub fn read_member_prefix(
     source: &dyn ReadAt,
     member: &Member,
     max_output: u64,
 ) -> Result<MemberBytes, ZipError> {
-    read_member(source, member, max_output)
+    extract(source, member, max_output, Extent::Prefix)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Record layouts (APPNOTE.TXT 4.3).
+
+const LOCAL_SIG: [u8; 4] = *b"PK\x03\x04";
+const CENTRAL_SIG: [u8; 4] = *b"PK\x01\x02";
+const EOCD_SIG: [u8; 4] = *b"PK\x05\x06";
+const ZIP64_EOCD_SIG: [u8; 4] = *b"PK\x06\x06";
+const ZIP64_LOCATOR_SIG: [u8; 4] = *b"PK\x06\x07";
+const DESCRIPTOR_SIG: [u8; 4] = *b"PK\x07\x08";
+
+const LOCAL_LEN: u64 = 30;
+const CENTRAL_LEN: usize = 46;
+const EOCD_LEN: usize = 22;
+const ZIP64_EOCD_LEN: u64 = 56;
+const ZIP64_LOCATOR_LEN: u64 = 20;
+/// Python's `zipfile` searches the last 64 KiB plus the record; a comment is at most 65535.
+const EOCD_SEARCH: u64 = (1 << 16) + EOCD_LEN as u64;
+
+const FLAG_ENCRYPTED: u16 = 1;
+const FLAG_LZMA_EOS: u16 = 1 << 1;
+const FLAG_DESCRIPTOR: u16 = 1 << 3;
+const FLAG_STRONG_ENCRYPTION: u16 = 1 << 6;
+const FLAG_UTF8: u16 = 1 << 11;
+const FLAG_MASKED_HEADERS: u16 = 1 << 13;
+const ENCRYPTION_FLAGS: u16 = FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION | FLAG_MASKED_HEADERS;
+/// Flags that change how a member is read; the local and central copies must agree on them.
+const READ_FLAGS: u16 = ENCRYPTION_FLAGS | FLAG_DESCRIPTOR;
+
+const ZIP64_EXTRA_ID: u16 = 0x0001;
+const U32_MAX: u64 = 0xFFFF_FFFF;
+
+/// Gap bytes searched for hidden local headers, over the whole archive.
+const GAP_SCAN_BUDGET: u64 = 16 << 20;
+const GAP_SCAN_CHUNK: u64 = 1 << 20;
+/// Local-header bytes read in one go beyond the fixed part and the central name (torch pads
+/// its extra fields to 64-byte alignment, so one read usually covers the whole header).
+const LOCAL_READ_SLACK: u64 = 128;
+/// Bytes of compressed input read per step while decompressing.
+const INPUT_CHUNK: u64 = 64 << 10;
+const OUTPUT_CHUNK: usize = 256 << 10;
+/// Findings of one code kept before the rest are summarised (a bomb with 100k shared entries
+/// must not make a 100k-line report).
+const MAX_FINDINGS_PER_CODE: usize = 32;
+
+// ---------------------------------------------------------------------------------------------
+// Finding collection and shared helpers (also used by the tar walker).
+
+#[derive(Default)]
+pub(crate) struct Sink {
+    findings: Vec<Finding>,
+    kept: HashMap<Code, usize>,
+    dropped: Vec<(Code, usize)>,
+}
+
+impl Sink {
+    pub(crate) fn push(&mut self, finding: Finding) {
+        let kept = self.kept.entry(finding.code).or_insert(0);
+        if *kept < MAX_FINDINGS_PER_CODE {
+            *kept += 1;
+            self.findings.push(finding);
+        } else if let Some(entry) = self.dropped.iter_mut().find(|(c, _)| *c == finding.code) {
+            entry.1 = entry.1.saturating_add(1);
+        } else {
+            self.dropped.push((finding.code, 1));
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Vec<Finding> {
+        for (code, count) in std::mem::take(&mut self.dropped) {
+            self.findings.push(Finding::new(
+                code,
+                format!("{count} more `{code}` findings in this archive were left out"),
+            ));
+        }
+        self.findings
+    }
+}
+
+/// An untrusted name made safe to show: control characters escaped, length capped.
+pub(crate) fn shown(name: &str) -> String {
+    const MAX_SHOWN: usize = 200;
+    let mut out: String = name
+        .chars()
+        .take(MAX_SHOWN)
+        .flat_map(char::escape_debug)
+        .collect();
+    if name.chars().nth(MAX_SHOWN).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Why an archive path is unsafe to extract or resolve, if it is.
+pub(crate) fn path_problem(name: &[u8]) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("is empty");
+    }
+    if name.contains(&0) {
+        return Some("contains a nul byte");
+    }
+    if name.iter().any(|b| *b < 0x20 || *b == 0x7f) {
+        return Some("contains control characters");
+    }
+    if name.first() == Some(&b'/') {
+        return Some("is absolute");
+    }
+    if name.contains(&b'\\') {
+        return Some("contains a backslash");
+    }
+    if let [drive, b':', ..] = name {
+        if drive.is_ascii_alphabetic() {
+            return Some("starts with a drive letter");
+        }
+    }
+    if name.split(|b| *b == b'/').any(|part| part == b"..") {
+        return Some("has a `..` component");
+    }
+    None
+}
+
+fn read_at(source: &dyn ReadAt, offset: u64, len: u64) -> Result<Vec<u8>, ZipError> {
+    source
+        .read_vec(offset, len)
+        .map_err(|source| ZipError::Read {
+            offset,
+            len,
+            source,
+        })
+}
+
+fn le16(bytes: &[u8], at: usize) -> Option<u16> {
+    let field = bytes.get(at..at.checked_add(2)?)?;
+    Some(u16::from_le_bytes(field.try_into().ok()?))
+}
+
+fn le32(bytes: &[u8], at: usize) -> Option<u32> {
+    let field = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes(field.try_into().ok()?))
+}
+
+fn le64(bytes: &[u8], at: usize) -> Option<u64> {
+    let field = bytes.get(at..at.checked_add(8)?)?;
+    Some(u64::from_le_bytes(field.try_into().ok()?))
+}
+
+fn malformed(message: impl Into<String>) -> Finding {
+    Finding::new(Code::ArchiveMalformed, message)
+}
+
+// ---------------------------------------------------------------------------------------------
+// End records.
+
+/// Where the central directory is, once the end records have been read.
+struct Layout {
+    /// Absolute position of the central directory.
+    cd_pos: u64,
+    cd_size: u64,
+    /// Entry count the end record declares.
+    declared_entries: u64,
+    /// Added to every offset the archive stores (Python's "concat"): bytes prepended.
+    delta: u64,
+    /// Start of the end structures (zip64 record, or the end record) and their end.
+    end_start: u64,
+    end_stop: u64,
+}
+
+fn locate_directory(
+    source: &dyn ReadAt,
+    limits: &ZipLimits,
+    sink: &mut Sink,
+) -> Result<Option<Layout>, ZipError> {
+    let size = source.size();
+    let tail_len = size.min(EOCD_SEARCH);
+    let tail_start = size - tail_len;
+    let tail = read_at(source, tail_start, tail_len)?;
+
+    // Python takes the last signature; we take the last one whose comment fits, and flag a
+    // later one so that a reader taking it cannot see a different archive.
+    let mut later_candidates = 0usize;
+    let mut found = None;
+    for pos in memchr::memmem::rfind_iter(&tail, &EOCD_SIG) {
+        let record = pos.checked_add(EOCD_LEN).and_then(|end| tail.get(pos..end));
+        let fits = record.and_then(|r| le16(r, 20)).is_some_and(|comment| {
+            pos.checked_add(EOCD_LEN)
+                .and_then(|end| end.checked_add(usize::from(comment)))
+                .is_some_and(|end| end <= tail.len())
+        });
+        match record {
+            Some(record) if fits => {
+                found = Some((pos, record));
+                break;
+            }
+            _ => later_candidates += 1,
+        }
+    }
+    let Some((pos, record)) = found else {
+        sink.push(malformed(if later_candidates > 0 {
+            "end-of-central-directory record is truncated or its comment runs past the end of the file"
+        } else {
+            "no end-of-central-directory record: the archive cannot be listed"
+        }));
+        return Ok(None);
+    };
+    let eocd_pos = tail_start + pos as u64;
+    if later_candidates > 0 {
+        sink.push(
+            malformed(format!(
+                "{later_candidates} end-of-central-directory signature(s) follow the record at @{eocd_pos}; readers that take the last one see a different archive"
+            ))
+            .at(format!("@{eocd_pos}")),
+        );
+    }
+
+    let field16 = |at| u64::from(le16(record, at).unwrap_or(0));
+    let field32 = |at| u64::from(le32(record, at).unwrap_or(0));
+    let disk = field16(4);
+    let cd_disk = field16(6);
+    let entries_disk = field16(8);
+    let mut entries = field16(10);
+    let mut cd_size = field32(12);
+    let mut cd_offset = field32(16);
+    let comment_len = field16(20);
+    let eocd_end = eocd_pos + EOCD_LEN as u64 + comment_len;
+    if eocd_end < size {
+        sink.push(
+            Finding::new(
+                Code::ArchiveExtraData,
+                format!(
+                    "{} bytes follow the end-of-central-directory record and its comment",
+                    size - eocd_end
+                ),
+            )
+            .at(format!("@{eocd_end}")),
+        );
+    }
+
+    let mut end_start = eocd_pos;
+    let mut zip64_locator_offset = None;
+    let locator = match eocd_pos.checked_sub(ZIP64_LOCATOR_LEN) {
+        Some(at) => Some((at, read_at(source, at, ZIP64_LOCATOR_LEN)?)),
+        None => None,
+    };
+    if let Some((locator_pos, locator)) = locator.filter(|(_, l)| l.starts_with(&ZIP64_LOCATOR_SIG))
+    {
+        let record_disk = le32(&locator, 4).unwrap_or(0);
+        let record_offset = le64(&locator, 8).unwrap_or(0);
+        let disks = le32(&locator, 16).unwrap_or(0);
+        if record_disk != 0 || disks > 1 {
+            sink.push(malformed(format!(
+                "zip64 locator describes a multi-disk archive (record on disk {record_disk} of {disks})"
+            )));
+            return Ok(None);
+        }
+        let Some(record_pos) = locator_pos.checked_sub(ZIP64_EOCD_LEN) else {
+            sink.push(malformed(
+                "zip64 locator present but no room for the zip64 end record",
+            ));
+            return Ok(None);
+        };
+        let record64 = read_at(source, record_pos, ZIP64_EOCD_LEN)?;
+        if !record64.starts_with(&ZIP64_EOCD_SIG) {
+            sink.push(
+                malformed("zip64 locator present but the zip64 end record does not precede it")
+                    .at(format!("@{record_pos}")),
+            );
+            return Ok(None);
+        }
+        let disk64 = le32(&record64, 16).unwrap_or(0);
+        let cd_disk64 = le32(&record64, 20).unwrap_or(0);
+        let entries_disk64 = le64(&record64, 24).unwrap_or(0);
+        let entries64 = le64(&record64, 32).unwrap_or(0);
+        let cd_size64 = le64(&record64, 40).unwrap_or(0);
+        let cd_offset64 = le64(&record64, 48).unwrap_or(0);
+        if disk64 != 0 || cd_disk64 != 0 || entries_disk64 != entries64 {
+            sink.push(malformed(format!(
+                "zip64 end record describes a multi-disk archive (disk {disk64}, directory on disk {cd_disk64})"
+            )));
+            return Ok(None);
+        }
+        for (what, narrow, wide, sentinel) in [
+            ("entry count", entries, entries64, 0xFFFF),
+            ("directory size", cd_size, cd_size64, U32_MAX),
+            ("directory offset", cd_offset, cd_offset64, U32_MAX),
+        ] {
+            if narrow != sentinel && narrow != wide {
+                sink.push(Finding::new(
+                    Code::ArchiveHeaderMismatch,
+                    format!(
+                        "end record {what} {narrow} disagrees with the zip64 end record's {wide}"
+                    ),
+                ));
+            }
+        }
+        entries = entries64;
+        cd_size = cd_size64;
+        cd_offset = cd_offset64;
+        end_start = record_pos;
+        zip64_locator_offset = Some(record_offset);
+    } else if disk != 0 || cd_disk != 0 || entries_disk != entries {
+        sink.push(malformed(format!(
+            "end record describes a multi-disk archive (disk {disk}, directory on disk {cd_disk})"
+        )));
+        return Ok(None);
+    }
+
+    // Python's "concat": the directory ends where the end records start; whatever the stored
+    // offset leaves unexplained before it was prepended to the archive.
+    let Some(mut cd_pos) = end_start.checked_sub(cd_size) else {
+        sink.push(malformed(format!(
+            "central directory size {cd_size} exceeds the {end_start} bytes before the end record"
+        )));
+        return Ok(None);
+    };
+    let Some(mut delta) = cd_pos.checked_sub(cd_offset) else {
+        sink.push(
+            malformed(format!(
+                "central directory offset {cd_offset} plus its size {cd_size} runs into the end record at @{end_start}"
+            ))
+            .at(format!("@{cd_offset}")),
+        );
+        return Ok(None);
+    };
+    if cd_size > limits.max_central_directory {
+        sink.push(Finding::new(
+            Code::ArchiveLimitExceeded,
+            format!(
+                "central directory is {cd_size} bytes, more than the {}-byte limit",
+                limits.max_central_directory
+            ),
+        ));
+        return Ok(None);
+    }
+    if delta > 0 && cd_size >= 4 {
+        // Junk between the directory and the end record also shows up as a delta; the
+        // directory's signature tells the two apart.
+        let at_actual = read_at(source, cd_pos, 4)?;
+        let at_stored = read_at(source, cd_offset, 4)?;
+        if at_actual != CENTRAL_SIG && at_stored == CENTRAL_SIG {
+            cd_pos = cd_offset;
+            delta = 0;
+        }
+    }
+    if delta > 0 {
+        sink.push(
+            Finding::new(
+                Code::ArchiveExtraData,
+                format!(
+                    "{delta} bytes precede the archive (prepended data or a self-extracting stub)"
+                ),
+            )
+            .at("@0"),
+        );
+    }
+    if let Some(stored) = zip64_locator_offset {
+        if stored.checked_add(delta) != Some(end_start) {
+            sink.push(
+                malformed(format!(
+                    "zip64 locator points at @{stored} but the zip64 end record is at @{end_start}"
+                ))
+                .at(format!("@{end_start}")),
+            );
+        }
+    }
+    Ok(Some(Layout {
+        cd_pos,
+        cd_size,
+        declared_entries: entries,
+        delta,
+        end_start,
+        end_stop: eocd_end,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Central directory and local headers.
+
+struct CentralEntry {
+    flags: u16,
+    method: u16,
+    crc32: u32,
+    compressed_size: u64,
+    uncompressed_size: u64,
+    local_header_offset: u64,
+    disk_start: u64,
+    name: Vec<u8>,
+    /// The zip64 extra field was present, so a data descriptor carries 8-byte sizes.
+    zip64: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Owner {
+    Member(usize),
+    Directory,
+    EndRecords,
+}
+
+struct Region {
+    start: u64,
+    end: u64,
+    owner: Owner,
+}
+
+fn walk_directory(
+    source: &dyn ReadAt,
+    limits: &ZipLimits,
+    layout: &Layout,
+    sink: &mut Sink,
+) -> Result<Vec<Member>, ZipError> {
+    let directory = read_at(source, layout.cd_pos, layout.cd_size)?;
+    let mut entries = Vec::new();
+    let mut rest: &[u8] = &directory;
+    let mut hit_limit = false;
+    while !rest.is_empty() {
+        if entries.len() >= limits.max_members {
+            sink.push(Finding::new(
+                Code::ArchiveLimitExceeded,
+                format!(
+                    "archive has more than {} members; the rest were not listed",
+                    limits.max_members
+                ),
+            ));
+            hit_limit = true;
+            break;
+        }
+        let at = layout.cd_pos + (directory.len() - rest.len()) as u64;
+        match parse_central(rest, sink, at) {
+            Some((entry, next)) => {
+                entries.push(entry);
+                rest = next;
+            }
+            None => {
+                sink.push(
+                    malformed(format!(
+                        "central directory entry {} is truncated or has a bad signature",
+                        entries.len()
+                    ))
+                    .at(format!("@{at}")),
+                );
+                hit_limit = true;
+                break;
+            }
+        }
+    }
+    if !hit_limit && entries.len() as u64 != layout.declared_entries {
+        sink.push(malformed(format!(
+            "end record declares {} entries but the central directory holds {}",
+            layout.declared_entries,
+            entries.len()
+        )));
+    }
+
+    let size = source.size();
+    let mut members = Vec::with_capacity(entries.len());
+    let mut regions = Vec::with_capacity(entries.len().saturating_add(2));
+    let mut names: HashMap<Vec<u8>, usize> = HashMap::new();
+    for (index, entry) in entries.into_iter().enumerate() {
+        let name = String::from_utf8_lossy(&entry.name).into_owned();
+        check_central(&entry, &name, limits, sink);
+        if let Some(first) = names.insert(entry.name.clone(), index) {
+            sink.push(
+                malformed(format!(
+                    "duplicate member name `{}` (entries {first} and {index}): loaders disagree on which one they read (reported as archive-malformed)",
+                    shown(&name)
+                ))
+                .at(name.clone()),
+            );
+        }
+        let Some(local_offset) = entry.local_header_offset.checked_add(layout.delta) else {
+            sink.push(
+                malformed(format!(
+                    "member `{}` has an impossible offset",
+                    shown(&name)
+                ))
+                .at(name),
+            );
+            continue;
+        };
+        let mut member = Member {
+            name,
+            raw_name: entry.name.clone(),
+            local_name: None,
+            method: Method::from_code(entry.method),
+            flags: entry.flags,
+            crc32: entry.crc32,
+            compressed_size: entry.compressed_size,
+            uncompressed_size: entry.uncompressed_size,
+            local_header_offset: local_offset,
+            data_offset: local_offset,
+        };
+        // A member whose local header or data is unreadable is named in its finding but not
+        // listed, so every listed member can be sliced and read.
+        if let Some(end) = check_local(source, &entry, &mut member, sink)? {
+            regions.push(Region {
+                start: local_offset,
+                end,
+                owner: Owner::Member(members.len()),
+            });
+            members.push(member);
+        }
+    }
+    regions.push(Region {
+        start: layout.cd_pos,
+        end: layout.cd_pos + layout.cd_size,
+        owner: Owner::Directory,
+    });
+    regions.push(Region {
+        start: layout.end_start,
+        end: layout.end_stop.min(size),
+        owner: Owner::EndRecords,
+    });
+    check_tiling(source, &members, regions, layout.delta, sink)?;
+    Ok(members)
+}
+
+/// Parses one central-directory entry at the start of `bytes`; `None` if it does not fit.
+fn parse_central<'a>(
+    bytes: &'a [u8],
+    sink: &mut Sink,
+    at: u64,
+) -> Option<(CentralEntry, &'a [u8])> {
+    let (fixed, rest) = bytes.split_at_checked(CENTRAL_LEN)?;
+    if fixed.get(..4)? != CENTRAL_SIG {
+        return None;
+    }
+    let name_len = usize::from(le16(fixed, 28)?);
+    let extra_len = usize::from(le16(fixed, 30)?);
+    let comment_len = usize::from(le16(fixed, 32)?);
+    let (name, rest) = rest.split_at_checked(name_len)?;
+    let (extra, rest) = rest.split_at_checked(extra_len)?;
+    let (_comment, rest) = rest.split_at_checked(comment_len)?;
+    let entry_at = at;
+    let mut entry = CentralEntry {
+        flags: le16(fixed, 8)?,
+        method: le16(fixed, 10)?,
+        crc32: le32(fixed, 16)?,
+        compressed_size: u64::from(le32(fixed, 20)?),
+        uncompressed_size: u64::from(le32(fixed, 24)?),
+        disk_start: u64::from(le16(fixed, 34)?),
+        local_header_offset: u64::from(le32(fixed, 42)?),
+        name: name.to_vec(),
+        zip64: false,
+    };
+    let shown_name = shown(&String::from_utf8_lossy(name));
+    match zip64_extra(extra) {
+        Err(()) => sink.push(
+            malformed(format!("member `{shown_name}` has a corrupt extra field"))
+                .at(format!("@{entry_at}")),
+        ),
+        Ok(None) => {}
+        Ok(Some(fields)) => {
+            entry.zip64 = true;
+            // Only the fields whose 32-bit copy is saturated are present, in this order.
+            let mut at = 0usize;
+            let mut short = false;
+            for slot in [
+                &mut entry.uncompressed_size,
+                &mut entry.compressed_size,
+                &mut entry.local_header_offset,
+            ] {
+                if *slot == U32_MAX {
+                    match le64(fields, at) {
+                        Some(value) => {
+                            *slot = value;
+                            at += 8;
+                        }
+                        None => short = true,
+                    }
+                }
+            }
+            if entry.disk_start == 0xFFFF {
+                match le32(fields, at) {
+                    Some(value) => entry.disk_start = u64::from(value),
+                    None => short = true,
+                }
+            }
+            if short {
+                sink.push(
+                    malformed(format!(
+                        "member `{shown_name}` has a zip64 extra field too short for its saturated fields"
+                    ))
+                    .at(format!("@{entry_at}")),
+                );
+            }
+        }
+    }
+    Some((entry, rest))
+}
+
+/// The data of the zip64 extended-information field, if present; `Err` if the extra block is
+/// corrupt the way Python's `zipfile` rejects (a field running past the block).
+fn zip64_extra(mut extra: &[u8]) -> Result<Option<&[u8]>, ()> {
+    let mut found = None;
+    // Python tolerates fewer than 4 trailing bytes (zipalign padding), and so do we.
+    while extra.len() >= 4 {
+        let id = le16(extra, 0).ok_or(())?;
+        let len = usize::from(le16(extra, 2).ok_or(())?);
+        let body = extra.get(4..).ok_or(())?;
+        let (data, rest) = body.split_at_checked(len).ok_or(())?;
+        if id == ZIP64_EXTRA_ID && found.is_none() {
+            found = Some(data);
+        }
+        extra = rest;
+    }
+    Ok(found)
+}
+
+fn check_central(entry: &CentralEntry, name: &str, limits: &ZipLimits, sink: &mut Sink) {
+    let shown_name = shown(name);
+    if entry.flags & ENCRYPTION_FLAGS != 0 {
+        sink.push(
+            Finding::new(
+                Code::ArchiveEncrypted,
+                format!(
+                    "member `{shown_name}` is marked encrypted (flags {:#06x}); torch's miniz ignores the mark and reads it as plain data",
+                    entry.flags
+                ),
+            )
+            .at(name),
+        );
+    }
+    if entry.disk_start != 0 {
+        sink.push(
+            malformed(format!(
+                "member `{shown_name}` starts on disk {}",
+                entry.disk_start
+            ))
+            .at(name),
+        );
+    }
+    if entry.name.len() > limits.max_name_len {
+        sink.push(
+            Finding::new(
+                Code::ArchiveLimitExceeded,
+                format!(
+                    "member name is {} bytes, more than the {}-byte limit",
+                    entry.name.len(),
+                    limits.max_name_len
+                ),
+            )
+            .at(name),
+        );
+    }
+    if let Some(problem) = path_problem(&entry.name) {
+        sink.push(
+            Finding::new(
+                Code::ArchiveUnsafePath,
+                format!("member name `{shown_name}` {problem}"),
+            )
+            .at(name),
+        );
+    } else if std::str::from_utf8(&entry.name).is_err() {
+        sink.push(
+            Finding::new(
+                Code::ArchiveUnsafePath,
+                format!(
+                    "member name `{shown_name}` is not valid utf-8; loaders decode it differently"
+                ),
+            )
+            .at(name),
+        );
+    } else if entry.flags & FLAG_UTF8 == 0 && !entry.name.is_ascii() {
+        sink.push(
+            Finding::new(
+                Code::ArchiveUnsafePath,
+                format!(
+                    "member name `{shown_name}` is not ascii and not flagged utf-8; python decodes it as cp437, torch as bytes"
+                ),
+            )
+            .at(name),
+        );
+    }
+}
+
+/// Reads and checks a member's local header (and data descriptor), filling in the data
+/// offset. Returns where the member's bytes end, or `None` if its header is unreadable.
+fn check_local(
+    source: &dyn ReadAt,
+    entry: &CentralEntry,
+    member: &mut Member,
+    sink: &mut Sink,
+) -> Result<Option<u64>, ZipError> {
+    let size = source.size();
+    let start = member.local_header_offset;
+    let name = member.name.clone();
+    let shown_name = shown(&name);
+    let Some(fixed_end) = start.checked_add(LOCAL_LEN).filter(|end| *end <= size) else {
+        sink.push(
+            malformed(format!(
+                "local header of `{shown_name}` lies past the end of the file"
+            ))
+            .at(name),
+        );
+        return Ok(None);
+    };
+    let want = LOCAL_LEN + entry.name.len() as u64 + LOCAL_READ_SLACK;
+    let mut header = read_at(source, start, want.min(size - start))?;
+    if !header.starts_with(&LOCAL_SIG) {
+        sink.push(
+            malformed(format!(
+                "member `{shown_name}` has no local header signature at @{start}"
+            ))
+            .at(name),
+        );
+        return Ok(None);
+    }
+    let field16 = |h: &[u8], at| le16(h, at).unwrap_or(0);
+    let field32 = |h: &[u8], at| le32(h, at).unwrap_or(0);
+    let flags = field16(&header, 6);
+    let method = field16(&header, 8);
+    let crc = field32(&header, 14);
+    let mut compressed = u64::from(field32(&header, 18));
+    let mut uncompressed = u64::from(field32(&header, 22));
+    let name_len = u64::from(field16(&header, 26));
+    let extra_len = u64::from(field16(&header, 28));
+    let Some(data_offset) = fixed_end
+        .checked_add(name_len)
+        .and_then(|n| n.checked_add(extra_len))
+        .filter(|end| *end <= size)
+    else {
+        sink.push(
+            malformed(format!(
+                "local header of `{shown_name}` runs past the end of the file"
+            ))
+            .at(name),
+        );
+        return Ok(None);
+    };
+    if data_offset - start > header.len() as u64 {
+        header = read_at(source, start, data_offset - start)?;
+    }
+    member.data_offset = data_offset;
+    let body = header.get(30..).unwrap_or_default();
+    let (local_name, extra) = body.split_at_checked(name_len as usize).unwrap_or_default();
+    let extra = extra.get(..extra_len as usize).unwrap_or_default();
+
+    if local_name != entry.name.as_slice() {
+        let local_shown = shown(&String::from_utf8_lossy(local_name));
+        sink.push(
+            Finding::new(
+                Code::ArchiveHeaderMismatch,
+                format!(
+                    "central directory names the member `{shown_name}` but its local header says `{local_shown}`"
+                ),
+            )
+            .at(name.clone()),
+        );
+        member.local_name = Some(local_name.to_vec());
+        if let Some(problem) = path_problem(local_name) {
+            sink.push(
+                Finding::new(
+                    Code::ArchiveUnsafePath,
+                    format!("local header name `{local_shown}` {problem}"),
+                )
+                .at(name.clone()),
+            );
+        }
+    }
+    if flags & ENCRYPTION_FLAGS != 0 && entry.flags & ENCRYPTION_FLAGS == 0 {
+        sink.push(
+            Finding::new(
+                Code::ArchiveEncrypted,
+                format!("member `{shown_name}` is marked encrypted in its local header (flags {flags:#06x})"),
+            )
+            .at(name.clone()),
+        );
+    }
+    let mut mismatch = |what: &str, local: String, central: String| {
+        sink.push(
+            Finding::new(
+                Code::ArchiveHeaderMismatch,
+                format!("member `{shown_name}`: local header {what} {local} disagrees with the central directory's {central}"),
+            )
+            .at(name.clone()),
+        );
+    };
+    if flags & READ_FLAGS != entry.flags & READ_FLAGS {
+        mismatch(
+            "flags",
+            format!("{flags:#06x}"),
+            format!("{:#06x}", entry.flags),
+        );
+    }
+    if method != entry.method {
+        mismatch("method", method.to_string(), entry.method.to_string());
+    }
+    let mut local_zip64 = false;
+    if let Ok(Some(fields)) = zip64_extra(extra) {
+        local_zip64 = true;
+        // In a local header the zip64 field holds both sizes whenever either is saturated.
+        if uncompressed == U32_MAX || compressed == U32_MAX {
+            uncompressed = le64(fields, 0).unwrap_or(uncompressed);
+            compressed = le64(fields, 8).unwrap_or(compressed);
+        }
+    }
+    // With a data descriptor the local copies may be zero; anything else must agree.
+    let deferred = flags & FLAG_DESCRIPTOR != 0;
+    if !(deferred && crc == 0) && crc != entry.crc32 {
+        mismatch(
+            "crc-32",
+            format!("{crc:#010x}"),
+            format!("{:#010x}", entry.crc32),
+        );
+    }
+    if !(deferred && compressed == 0) && compressed != entry.compressed_size {
+        mismatch(
+            "compressed size",
+            compressed.to_string(),
+            entry.compressed_size.to_string(),
+        );
+    }
+    if !(deferred && uncompressed == 0) && uncompressed != entry.uncompressed_size {
+        mismatch(
+            "uncompressed size",
+            uncompressed.to_string(),
+            entry.uncompressed_size.to_string(),
+        );
+    }
+
+    let Some(data_end) = data_offset
+        .checked_add(entry.compressed_size)
+        .filter(|end| *end <= size)
+    else {
+        sink.push(
+            malformed(format!(
+                "data of `{shown_name}` ({} bytes at @{data_offset}) runs past the end of the file",
+                entry.compressed_size
+            ))
+            .at(name),
+        );
+        return Ok(None);
+    };
+    if !deferred {
+        return Ok(Some(data_end));
+    }
+    let descriptor = read_at(source, data_end, 24.min(size - data_end))?;
+    let wide = local_zip64 || entry.zip64;
+    match descriptor_end(&descriptor, entry, wide) {
+        Some(len) => Ok(Some(data_end + len)),
+        None => {
+            // Count the descriptor the writer most likely meant, so that its bytes are not
+            // reported a second time as a gap.
+            let signed = if descriptor.starts_with(&DESCRIPTOR_SIG) {
+                4
+            } else {
+                0
+            };
+            let assumed = signed + if wide { 20 } else { 12 };
+            let len = (descriptor.len() as u64).min(assumed);
+            sink.push(
+                Finding::new(
+                    Code::ArchiveHeaderMismatch,
+                    format!(
+                        "data descriptor of `{shown_name}` at @{data_end} is missing or disagrees with the central directory"
+                    ),
+                )
+                .at(name),
+            );
+            Ok(Some(data_end + len))
+        }
+    }
+}
+
+/// Length of a data descriptor that agrees with the central directory, trying the layouts
+/// writers use (with or without signature, 4- or 8-byte sizes), preferred one first.
+fn descriptor_end(bytes: &[u8], entry: &CentralEntry, zip64: bool) -> Option<u64> {
+    let signed = bytes.starts_with(&DESCRIPTOR_SIG);
+    let skip = if signed { 4 } else { 0 };
+    let layouts: [bool; 2] = if zip64 { [true, false] } else { [false, true] };
+    layouts.into_iter().find_map(|wide| {
+        let crc = le32(bytes, skip)?;
+        let (compressed, uncompressed, len) = if wide {
+            (le64(bytes, skip + 4)?, le64(bytes, skip + 12)?, skip + 20)
+        } else {
+            (
+                u64::from(le32(bytes, skip + 4)?),
+                u64::from(le32(bytes, skip + 8)?),
+                skip + 12,
+            )
+        };
+        (crc == entry.crc32
+            && compressed == entry.compressed_size
+            && uncompressed == entry.uncompressed_size)
+            .then_some(len as u64)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tiling: members, directory and end records must cover the file without overlap or gaps.
+
+fn check_tiling(
+    source: &dyn ReadAt,
+    members: &[Member],
+    mut regions: Vec<Region>,
+    prefix: u64,
+    sink: &mut Sink,
+) -> Result<(), ZipError> {
+    let describe = |owner: Owner| match owner {
+        Owner::Member(index) => members.get(index).map_or_else(
+            || "a member".to_owned(),
+            |m| format!("member `{}`", shown(&m.name)),
+        ),
+        Owner::Directory => "the central directory".to_owned(),
+        Owner::EndRecords => "the end records".to_owned(),
+    };
+    regions.sort_by_key(|r| (r.start, r.end));
+    let mut reach = prefix;
+    let mut reach_owner: Option<Owner> = None;
+    let mut scan_budget = GAP_SCAN_BUDGET;
+    for region in &regions {
+        if region.start < reach {
+            let other = reach_owner.map_or_else(|| "the prepended data".to_owned(), describe);
+            sink.push(
+                malformed(format!(
+                    "{} (@{}..@{}) overlaps {other}; shared or overlapping data is how zip bombs and hidden payloads are built",
+                    describe(region.owner),
+                    region.start,
+                    region.end
+                ))
+                .at(format!("@{}", region.start)),
+            );
+        } else if region.start > reach {
+            check_gap(source, reach, region.start, &mut scan_budget, sink)?;
+        }
+        if region.end > reach {
+            reach = region.end;
+            reach_owner = Some(region.owner);
+        }
+    }
+    Ok(())
+}
+
+/// Reports unreferenced bytes: any gap that could hold a local header, that holds the
+/// signature of one (a member hidden from the central directory), or that holds anything but
+/// zero padding (a bare pickle fits in a few bytes).
+fn check_gap(
+    source: &dyn ReadAt,
+    start: u64,
+    end: u64,
+    budget: &mut u64,
+    sink: &mut Sink,
+) -> Result<(), ZipError> {
+    let len = end - start;
+    let mut hidden = None;
+    let mut nonzero = false;
+    let mut pos = start;
+    while pos < end && *budget > 0 && hidden.is_none() {
+        // Overlap chunks by three bytes so a signature split across them is still seen.
+        let chunk = (end - pos).min(GAP_SCAN_CHUNK).min(*budget);
+        let bytes = read_at(source, pos, chunk)?;
+        hidden = memchr::memmem::find(&bytes, &LOCAL_SIG).map(|at| pos + at as u64);
+        nonzero |= bytes.iter().any(|b| *b != 0);
+        *budget = budget.saturating_sub(chunk);
+        if pos + chunk >= end || chunk <= 3 {
+            break;
+        }
+        pos += chunk - 3;
+    }
+    let message = match hidden {
+        Some(at) => format!(
+            "{len} unreferenced bytes at @{start} hold a local header signature at @{at}: a member hidden from the central directory"
+        ),
+        None if start == 0 => format!("{len} bytes precede the first member"),
+        None if len >= LOCAL_LEN => format!(
+            "{len} unreferenced bytes at @{start} between archive records, room for a hidden member"
+        ),
+        None if nonzero => format!(
+            "{len} unreferenced bytes at @{start} between archive records hold data that no entry describes"
+        ),
+        None => return Ok(()),
+    };
+    sink.push(Finding::new(Code::ArchiveExtraData, message).at(format!("@{start}")));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Member data.
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Extent {
+    Whole,
+    Prefix,
+}
+
+fn extract(
+    source: &dyn ReadAt,
+    member: &Member,
+    max_output: u64,
+    extent: Extent,
+) -> Result<MemberBytes, ZipError> {
+    let mut result = MemberBytes::default();
+    let name = member.name.as_str();
+    let shown_name = shown(name);
+    let Some(data_end) = member
+        .data_offset
+        .checked_add(member.compressed_size)
+        .filter(|end| *end <= source.size())
+    else {
+        result.findings.push(
+            malformed(format!(
+                "data of `{shown_name}` runs past the end of the file"
+            ))
+            .at(name),
+        );
+        return Ok(result);
+    };
+    let input = Input::new(source, member.data_offset, data_end);
+    let declared = member.uncompressed_size;
+    // Whole reads stop at the declared size (plus one byte to notice an overrun); prefix reads
+    // at the caller's bound (plus one byte to notice whether the stream went on).
+    let cap = match extent {
+        Extent::Whole => declared.min(max_output),
+        Extent::Prefix => max_output,
+    };
+    let outcome = match member.method {
+        Method::Stored => stored(input, cap)?,
+        Method::Deflated => streamed(
+            input,
+            Inflater::Deflate(flate2::Decompress::new(false)),
+            cap,
+        )?,
+        Method::Bzip2 => streamed(input, Inflater::Bzip2(bzip2::Decompress::new(false)), cap)?,
+        Method::Lzma => lzma(input, member, declared.min(max_output))?,
+        Method::Other(code) => {
+            result.findings.push(
+                Finding::new(
+                    Code::ArchiveUnsupported,
+                    format!("member `{shown_name}` uses compression method {code}"),
+                )
+                .at(name),
+            );
+            return Ok(result);
+        }
+    };
+    let Outcome {
+        mut bytes,
+        end,
+        trailing_input,
+    } = outcome;
+    let produced = bytes.len() as u64;
+    match end {
+        End::Stream if produced <= cap => result.complete = true,
+        End::Stream | End::Limit => {
+            bytes.truncate(usize::try_from(cap).unwrap_or(usize::MAX));
+            if extent == Extent::Whole {
+                result.findings.push(
+                    Finding::new(
+                        Code::ArchiveLimitExceeded,
+                        if declared <= max_output {
+                            format!(
+                                "member `{shown_name}` decompresses past its declared size of {declared} bytes"
+                            )
+                        } else {
+                            format!(
+                                "member `{shown_name}` declares {declared} bytes, more than the {max_output}-byte limit"
+                            )
+                        },
+                    )
+                    .at(name),
+                );
+            }
+        }
+        End::Failed(why) => {
+            bytes.truncate(usize::try_from(cap).unwrap_or(usize::MAX));
+            result.findings.push(
+                Finding::new(
+                    Code::CompressionMalformed,
+                    format!("member `{shown_name}` cannot be decompressed: {why}"),
+                )
+                .at(name),
+            );
+        }
+    }
+    if result.complete && trailing_input > 0 {
+        result.findings.push(
+            Finding::new(
+                Code::ArchiveExtraData,
+                format!(
+                    "{trailing_input} bytes of compressed data of `{shown_name}` follow the end of its stream"
+                ),
+            )
+            .at(name),
+        );
+    }
+    if result.complete && extent == Extent::Whole {
+        if produced != declared {
+            result.findings.push(
+                Finding::new(
+                    Code::ArchiveHeaderMismatch,
+                    format!("member `{shown_name}` holds {produced} bytes but declares {declared}"),
+                )
+                .at(name),
+            );
+        }
+        let mut crc = flate2::Crc::new();
+        crc.update(&bytes);
+        if crc.sum() != member.crc32 {
+            result.findings.push(
+                Finding::new(
+                    Code::ArchiveCrcMismatch,
+                    format!(
+                        "member `{shown_name}` has crc-32 {:#010x} but declares {:#010x}",
+                        crc.sum(),
+                        member.crc32
+                    ),
+                )
+                .at(name),
+            );
+        }
+    }
+    result.bytes = bytes;
+    Ok(result)
+}
+
+enum End {
+    /// The stream (or stored data) ended by itself.
+    Stream,
+    /// Output reached `cap + 1` bytes and reading stopped.
+    Limit,
+    Failed(String),
+}
+
+struct Outcome {
+    bytes: Vec<u8>,
+    end: End,
+    /// Compressed bytes left unread after the stream ended.
+    trailing_input: u64,
+}
+
+/// The compressed bytes of a member, read in chunks as the decoder asks for them.
+struct Input<'a> {
+    source: &'a dyn ReadAt,
+    pos: u64,
+    end: u64,
+    buf: Vec<u8>,
+    consumed: usize,
+    error: Option<ZipError>,
+}
+
+impl<'a> Input<'a> {
+    fn new(source: &'a dyn ReadAt, pos: u64, end: u64) -> Self {
+        Input {
+            source,
+            pos,
+            end,
+            buf: Vec::new(),
+            consumed: 0,
+            error: None,
+        }
+    }
+
+    /// Bytes not yet handed to the decoder.
+    fn remaining(&self) -> u64 {
+        (self.end - self.pos) + (self.buf.len().saturating_sub(self.consumed)) as u64
+    }
+
+    fn into_error(self) -> Result<(), ZipError> {
+        self.error.map_or(Ok(()), Err)
+    }
+}
+
+impl Read for Input<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out.iter_mut()
+            .zip(available)
+            .for_each(|(dst, src)| *dst = *src);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for Input<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.consumed >= self.buf.len() && self.pos < self.end {
+            let len = (self.end - self.pos).min(INPUT_CHUNK);
+            match read_at(self.source, self.pos, len) {
+                Ok(bytes) => {
+                    self.buf = bytes;
+                    self.consumed = 0;
+                    self.pos += len;
+                }
+                Err(error) => {
+                    self.error = Some(error);
+                    return Err(io::Error::other("source read failed"));
+                }
+            }
+        }
+        Ok(self.buf.get(self.consumed..).unwrap_or_default())
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.consumed = self.consumed.saturating_add(amount).min(self.buf.len());
+    }
+}
+
+fn stored(input: Input<'_>, cap: u64) -> Result<Outcome, ZipError> {
+    // Stored members can be huge: read what is asked for and decide completeness by size.
+    let available = input.end - input.pos;
+    let bytes = read_at(input.source, input.pos, available.min(cap))?;
+    Ok(Outcome {
+        bytes,
+        end: if available <= cap {
+            End::Stream
+        } else {
+            End::Limit
+        },
+        trailing_input: 0,
+    })
+}
+
+enum Inflater {
+    Deflate(flate2::Decompress),
+    Bzip2(bzip2::Decompress),
+}
+
+impl Inflater {
+    /// One decoder step; `Ok(true)` once the stream has ended.
+    fn step(&mut self, input: &[u8], output: &mut Vec<u8>) -> Result<bool, String> {
+        match self {
+            Inflater::Deflate(d) => d
+                .decompress_vec(input, output, flate2::FlushDecompress::None)
+                .map(|s| s == flate2::Status::StreamEnd)
+                .map_err(|e| e.to_string()),
+            Inflater::Bzip2(d) => d
+                .decompress_vec(input, output)
+                .map(|s| s == bzip2::Status::StreamEnd)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn total_in(&self) -> u64 {
+        match self {
+            Inflater::Deflate(d) => d.total_in(),
+            Inflater::Bzip2(d) => d.total_in(),
+        }
+    }
+}
+
+fn streamed(mut input: Input<'_>, mut inflater: Inflater, cap: u64) -> Result<Outcome, ZipError> {
+    let target = usize::try_from(cap.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut bytes = Vec::new();
+    let end = loop {
+        if bytes.len() >= target {
+            break End::Limit;
+        }
+        let room = (target - bytes.len()).min(OUTPUT_CHUNK);
+        bytes.reserve_exact(room);
+        let chunk = match input.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(_) => break End::Failed("read failed".to_owned()),
+        };
+        let input_empty = chunk.is_empty();
+        let before_in = inflater.total_in();
+        let before_out = bytes.len();
+        let ended = match inflater.step(chunk, &mut bytes) {
+            Ok(ended) => ended,
+            Err(why) => break End::Failed(why),
+        };
+        let consumed = usize::try_from(inflater.total_in() - before_in).unwrap_or(usize::MAX);
+        input.consume(consumed);
+        if ended {
+            break End::Stream;
+        }
+        if consumed == 0 && bytes.len() == before_out {
+            break End::Failed(if input_empty {
+                "stream is truncated".to_owned()
+            } else {
+                "decoder made no progress".to_owned()
+            });
+        }
+    };
+    let trailing_input = input.remaining();
+    input.into_error()?;
+    Ok(Outcome {
+        bytes,
+        end,
+        trailing_input,
+    })
+}
+
+/// A `Write` that keeps at most `limit` bytes and fails past it.
+struct Bounded {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl Write for Bounded {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.bytes.len().saturating_add(data.len()) > self.limit {
+            return Err(io::Error::other("output limit reached"));
+        }
+        self.bytes.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Zip LZMA (method 14): 2-byte version, 2-byte properties length, the properties, then a raw
+/// LZMA stream whose size the central directory gives.
+fn lzma(mut input: Input<'_>, member: &Member, cap: u64) -> Result<Outcome, ZipError> {
+    let failed = |why: &str| Outcome {
+        bytes: Vec::new(),
+        end: End::Failed(why.to_owned()),
+        trailing_input: 0,
+    };
+    let mut header = [0u8; 4];
+    if input.read_exact(&mut header).is_err() {
+        input.into_error()?;
+        return Ok(failed("lzma header is truncated"));
+    }
+    if le16(&header, 2) != Some(5) {
+        return Ok(failed("lzma properties are not 5 bytes long"));
+    }
+    let mut props = [0u8; 5];
+    if input.read_exact(&mut props).is_err() {
+        input.into_error()?;
+        return Ok(failed("lzma properties are truncated"));
+    }
+    let limit = usize::try_from(cap).unwrap_or(usize::MAX);
+    let options = lzma_rs::decompress::Options {
+        unpacked_size: lzma_rs::decompress::UnpackedSize::UseProvided(Some(cap)),
+        memlimit: Some(limit.saturating_add(1 << 16)),
+        allow_incomplete: false,
+    };
+    let mut output = Bounded {
+        bytes: Vec::new(),
+        limit: limit.saturating_add(1 << 10),
+    };
+    let mut stream = io::Cursor::new(props).chain(&mut input);
+    let result = lzma_rs::lzma_decompress_with_options(&mut stream, &mut output, &options);
+    let trailing = input.remaining();
+    input.into_error()?;
+    let end = match result {
+        Ok(()) if cap < member.uncompressed_size => End::Limit,
+        Ok(()) => End::Stream,
+        // The decoder cannot stop mid-match, so a bounded read of a larger member may fail
+        // near the bound; that is the limit, not corruption.
+        Err(_) if cap < member.uncompressed_size => End::Limit,
+        Err(error) => End::Failed(error.to_string()),
+    };
+    // An end-of-stream marker (flag bit 1) and the range coder's flush leave a few bytes.
+    let slack = if member.flags & FLAG_LZMA_EOS != 0 {
+        16
+    } else {
+        8
+    };
+    Ok(Outcome {
+        bytes: output.bytes,
+        end,
+        trailing_input: if trailing > slack { trailing } else { 0 },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    // ---- hand assembly of zip records -----------------------------------------------------
+
+    #[derive(Clone)]
+    struct Spec {
+        name: Vec<u8>,
+        local_name: Vec<u8>,
+        method: u16,
+        flags: u16,
+        local_flags: u16,
+        crc: u32,
+        data: Vec<u8>,
+        size: u32,
+        extra: Vec<u8>,
+    }
+
+    fn crc(bytes: &[u8]) -> u32 {
+        let mut crc = flate2::Crc::new();
+        crc.update(bytes);
+        crc.sum()
+    }
+
+    fn deflate(content: &[u8]) -> Vec<u8> {
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(content).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    impl Spec {
+        fn with(name: &str, method: u16, content: &[u8], data: Vec<u8>) -> Spec {
+            Spec {
+                name: name.as_bytes().to_vec(),
+                local_name: name.as_bytes().to_vec(),
+                method,
+                flags: 0,
+                local_flags: 0,
+                crc: crc(content),
+                data,
+                size: content.len() as u32,
+                extra: Vec::new(),
+            }
+        }
+
+        fn stored(name: &str, content: &[u8]) -> Spec {
+            Spec::with(name, 0, content, content.to_vec())
+        }
+
+        fn deflated(name: &str, content: &[u8]) -> Spec {
+            Spec::with(name, 8, content, deflate(content))
+        }
+
+        fn flags(mut self, flags: u16) -> Spec {
+            self.flags = flags;
+            self.local_flags = flags;
+            self
+        }
+
+        fn local(&self) -> Vec<u8> {
+            let mut out = LOCAL_SIG.to_vec();
+            out.extend_from_slice(&20u16.to_le_bytes());
+            out.extend_from_slice(&self.local_flags.to_le_bytes());
+            out.extend_from_slice(&self.method.to_le_bytes());
+            out.extend_from_slice(&[0; 4]);
+            out.extend_from_slice(&self.crc.to_le_bytes());
+            out.extend_from_slice(&(self.data.len() as u32).to_le_bytes());
+            out.extend_from_slice(&self.size.to_le_bytes());
+            out.extend_from_slice(&(self.local_name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&(self.extra.len() as u16).to_le_bytes());
+            out.extend_from_slice(&self.local_name);
+            out.extend_from_slice(&self.extra);
+            out
+        }
+
+        /// Local header followed by the data.
+        fn record(&self) -> Vec<u8> {
+            [self.local(), self.data.clone()].concat()
+        }
+
+        fn central(&self, offset: u32) -> Vec<u8> {
+            let mut out = CENTRAL_SIG.to_vec();
+            out.extend_from_slice(&[20, 3, 20, 0]);
+            out.extend_from_slice(&self.flags.to_le_bytes());
+            out.extend_from_slice(&self.method.to_le_bytes());
+            out.extend_from_slice(&[0; 4]);
+            out.extend_from_slice(&self.crc.to_le_bytes());
+            out.extend_from_slice(&(self.data.len() as u32).to_le_bytes());
+            out.extend_from_slice(&self.size.to_le_bytes());
+            out.extend_from_slice(&(self.name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&0u16.to_le_bytes());
+            out.extend_from_slice(&0u16.to_le_bytes());
+            out.extend_from_slice(&[0; 8]);
+            out.extend_from_slice(&offset.to_le_bytes());
+            out.extend_from_slice(&self.name);
+            out
+        }
+    }
+
+    fn eocd(entries: u16, cd_size: u32, cd_offset: u32, comment: &[u8]) -> Vec<u8> {
+        let mut out = EOCD_SIG.to_vec();
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&entries.to_le_bytes());
+        out.extend_from_slice(&entries.to_le_bytes());
+        out.extend_from_slice(&cd_size.to_le_bytes());
+        out.extend_from_slice(&cd_offset.to_le_bytes());
+        out.extend_from_slice(&(comment.len() as u16).to_le_bytes());
+        out.extend_from_slice(comment);
+        out
+    }
+
+    /// Appends the central directory (entries as given) and the end record to `body`.
+    fn finish(mut body: Vec<u8>, centrals: &[Vec<u8>]) -> Vec<u8> {
+        let cd_offset = body.len() as u32;
+        let cd = centrals.concat();
+        body.extend_from_slice(&cd);
+        body.extend_from_slice(&eocd(
+            centrals.len() as u16,
+            cd.len() as u32,
+            cd_offset,
+            b"",
+        ));
+        body
+    }
+
+    /// A well-formed archive of `specs`, laid out back to back.
+    fn build(specs: &[Spec]) -> Vec<u8> {
+        let mut body = Vec::new();
+        let mut centrals = Vec::new();
+        for spec in specs {
+            centrals.push(spec.central(body.len() as u32));
+            body.extend_from_slice(&spec.record());
+        }
+        finish(body, &centrals)
+    }
+
+    fn walk(bytes: &[u8]) -> ZipListing {
+        list(&bytes.to_vec(), &ZipLimits::default()).unwrap()
+    }
+
+    fn codes(findings: &[Finding]) -> Vec<Code> {
+        findings.iter().map(|f| f.code).collect()
+    }
+
+    fn has(findings: &[Finding], code: Code) -> bool {
+        findings.iter().any(|f| f.code == code)
+    }
+
+    fn message(findings: &[Finding], code: Code) -> String {
+        findings
+            .iter()
+            .find(|f| f.code == code)
+            .map(|f| f.message.clone())
+            .unwrap_or_else(|| panic!("no {code} in {findings:?}"))
+    }
+
+    fn read(bytes: &[u8], member: &Member) -> MemberBytes {
+        read_member(&bytes.to_vec(), member, 1 << 20).unwrap()
+    }
+
+    fn unhex(lines: &[&str]) -> Vec<u8> {
+        let text: String = lines.concat();
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    // ---- valid archives --------------------------------------------------------------------
+
+    #[test]
+    fn lists_and_reads_stored_and_deflated_members() {
+        let pickle = b"\x80\x02}q\x00.".repeat(50);
+        let bytes = build(&[
+            Spec::stored("archive/version", b"3\n"),
+            Spec::deflated("archive/data.pkl", &pickle),
+            Spec::stored("archive/", b""),
+        ]);
+        assert!(looks_like_zip(&bytes));
+        let listing = walk(&bytes);
+        assert_eq!(listing.findings, vec![]);
+        assert_eq!(listing.prefix_len, 0);
+        let names: Vec<_> = listing.members.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["archive/version", "archive/data.pkl", "archive/"]);
+        let version = &listing.members[0];
+        assert_eq!(version.method, Method::Stored);
+        assert_eq!(version.data_offset, 30 + 15);
+        assert_eq!(&bytes[45..47], b"3\n");
+        let data = &listing.members[1];
+        assert_eq!(data.method, Method::Deflated);
+        assert_eq!(data.uncompressed_size, pickle.len() as u64);
+        let got = read(&bytes, data);
+        assert_eq!(got.findings, vec![]);
+        assert!(got.complete);
+        assert_eq!(got.bytes, pickle);
+        let got = read(&bytes, version);
+        assert_eq!((got.bytes.as_slice(), got.complete), (&b"3\n"[..], true));
+        let empty = read(&bytes, &listing.members[2]);
+        assert!(empty.complete && empty.bytes.is_empty() && empty.findings.is_empty());
+    }
+
+    #[test]
+    fn empty_archive_is_just_an_end_record() {
+        let bytes = eocd(0, 0, 0, b"");
+        assert!(looks_like_zip(&bytes));
+        let listing = walk(&bytes);
+        assert!(listing.members.is_empty());
+        assert_eq!(listing.findings, vec![]);
+    }
+
+    #[test]
+    fn archive_comment_is_fine_but_bytes_after_it_are_not() {
+        let mut bytes = build(&[Spec::stored("a", b"x")]);
+        let cut = bytes.len() - 2;
+        bytes.truncate(cut);
+        bytes.extend_from_slice(&4u16.to_le_bytes());
+        bytes.extend_from_slice(b"note");
+        assert_eq!(walk(&bytes).findings, vec![]);
+        bytes.extend_from_slice(b"TRAILING JUNK");
+        let listing = walk(&bytes);
+        assert_eq!(codes(&listing.findings), [Code::ArchiveExtraData]);
+        assert!(message(&listing.findings, Code::ArchiveExtraData).contains("13 bytes follow"));
+        assert_eq!(listing.members.len(), 1);
+    }
+
+    #[test]
+    fn reads_bzip2_and_lzma_members() {
+        let content = b"tensor bytes ".repeat(40);
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+        bz.write_all(&content).unwrap();
+        let bz = bz.finish().unwrap();
+        let mut lz = Vec::new();
+        lzma_rs::lzma_compress(&mut content.as_slice(), &mut lz).unwrap();
+        // .lzma header: 5 property bytes, 8 size bytes; zip keeps the properties only.
+        let zip_lzma = [&[9, 20, 5, 0][..], &lz[..5], &lz[13..]].concat();
+        let bytes = build(&[
+            Spec::with("b.bin", 12, &content, bz),
+            Spec::with("l.bin", 14, &content, zip_lzma).flags(FLAG_LZMA_EOS),
+        ]);
+        let listing = walk(&bytes);
+        assert_eq!(listing.findings, vec![]);
+        assert_eq!(listing.members[0].method, Method::Bzip2);
+        assert_eq!(listing.members[1].method, Method::Lzma);
+        for member in &listing.members {
+            let got = read(&bytes, member);
+            assert_eq!(got.findings, vec![], "{}", member.name);
+            assert!(got.complete);
+            assert_eq!(got.bytes, content);
+            let prefix = read_member_prefix(&bytes, member, 10).unwrap();
+            assert_eq!(prefix.bytes, &content[..10], "{}", member.name);
+            assert!(!prefix.complete);
+        }
+    }
+
+    #[test]
+    fn walks_zips_written_by_python() {
+        // zipfile.writestr with ZIP_STORED, ZIP_DEFLATED, ZIP_BZIP2 and ZIP_LZMA members.
+        let bytes = unhex(&[
+            "504b030414000000000069457c5d17dbf3380d0000000d00000005000000612e74787468656c6c6f2073746f",
+            "7265640a504b030414000000080069457c5d74b454860b0000007800000010000000617263686976652f6461",
+            "74612e706b6c6b60aa2d64d06ba03b0900504b03042e0000000c0069457c5d55e0c0223b0000006e00000005",
+            "000000632e62696e425a68393141592653593ece53c200001d99804000100034204410200020a55346350832",
+            "62349a4e275389b2626275313f1772453850903ece53c2504b03043f0002000e0069457c5dacdf8829200000",
+            "006400000005000000642e62696e090405005d0000800000361e89dd7d492406806b1215d3e16a877fffb0e2",
+            "0000504b0102140314000000000069457c5d17dbf3380d0000000d0000000500000000000000000000008001",
+            "00000000612e747874504b0102140314000000080069457c5d74b454860b0000007800000010000000000000",
+            "0000000000800130000000617263686976652f646174612e706b6c504b01022e032e0000000c0069457c5d55",
+            "e0c0223b0000006e000000050000000000000000000000800169000000632e62696e504b01023f033f000200",
+            "0e0069457c5dacdf882920000000640000000500000000000000000000008001c7000000642e62696e504b05",
+            "060000000004000400d70000000a0100000000",
+        ]);
+        let listing = walk(&bytes);
+        assert_eq!(listing.findings, vec![]);
+        let expected: [&[u8]; 4] = [
+            b"hello stored\n",
+            &b"\x80\x02}q\x00.".repeat(20),
+            &b"bzip2 data ".repeat(10),
+            &b"lzma data ".repeat(10),
+        ];
+        assert_eq!(listing.members.len(), 4);
+        for (member, want) in listing.members.iter().zip(expected) {
+            let got = read(&bytes, member);
+            assert_eq!(got.findings, vec![], "{}", member.name);
+            assert_eq!(got.bytes, want);
+        }
+
+        // Written to an unseekable stream: data descriptors with signatures.
+        let bytes = unhex(&[
+            "504b03041400080008000000210000000000000000000000000007000000782f792e6e70799bec17ea1b10c9",
+            "40320000504b07086e076be60b00000038000000504b03041400080008000000210000000000000000000000",
+            "0000050000007a2e747874abaaaa0200504b0708ca3d27c30500000003000000504b01021403140008000800",
+            "000021006e076be60b00000038000000070000000000000000000000800100000000782f792e6e7079504b01",
+            "02140314000800080000002100ca3d27c305000000030000000500000000000000000000008001400000007a",
+            "2e747874504b0506000000000200020068000000780000000000",
+        ]);
+        let listing = walk(&bytes);
+        assert_eq!(listing.findings, vec![]);
+        let got = read(&bytes, &listing.members[1]);
+        assert_eq!((got.bytes.as_slice(), got.findings.len()), (&b"zzz"[..], 0));
+    }
+
+    #[test]
+    fn data_descriptors_must_agree_with_the_directory() {
+        let content = b"described later";
+        let mut spec = Spec::deflated("d.pkl", content).flags(FLAG_DESCRIPTOR);
+        let (crc32, compressed) = (spec.crc, spec.data.len() as u32);
+        spec.local_flags = FLAG_DESCRIPTOR;
+        let central = spec.central(0);
+        // Local copies zeroed, as streaming writers leave them.
+        spec.crc = 0;
+        let mut record = spec.local();
+        record[18..26].fill(0);
+        record.extend_from_slice(&spec.data);
+        let descriptor = |crc: u32| {
+            let mut d = DESCRIPTOR_SIG.to_vec();
+            d.extend_from_slice(&crc.to_le_bytes());
+            d.extend_from_slice(&compressed.to_le_bytes());
+            d.extend_from_slice(&(content.len() as u32).to_le_bytes());
+            d
+        };
+        let good = finish(
+            [record.clone(), descriptor(crc32)].concat(),
+            std::slice::from_ref(&central),
+        );
+        let listing = walk(&good);
+        assert_eq!(listing.findings, vec![]);
+        assert_eq!(read(&good, &listing.members[0]).bytes, content);
+        // Without the signature (12 bytes) is also a layout writers use.
+        let unsigned = finish(
+            [record.clone(), descriptor(crc32)[4..].to_vec()].concat(),
+            std::slice::from_ref(&central),
+        );
+        assert_eq!(walk(&unsigned).findings, vec![]);
+        let bad = finish([record, descriptor(crc32 ^ 1)].concat(), &[central]);
+        let listing = walk(&bad);
+        assert_eq!(codes(&listing.findings), [Code::ArchiveHeaderMismatch]);
+        assert!(listing.findings[0].message.contains("data descriptor"));
+    }
+
+    #[test]
+    fn corrupt_extra_fields_are_malformed() {
+        let mut spec = Spec::stored("a", b"x");
+        let mut bytes = build(&[spec.clone()]);
+        let listing = walk(&bytes);
+        assert_eq!(listing.findings, vec![]);
+        // A zip64 field too short for the saturated size, then a field running past the block.
+        for (extra, saturate, why) in [
+            (vec![1, 0, 4, 0, 0, 0, 0, 0], true, "too short"),
+            (vec![9, 9, 200, 0, 1], false, "corrupt extra field"),
+        ] {
+            spec.extra = Vec::new();
+            let record = spec.record();
+            let mut central = spec.central(0);
+            central[30..32].copy_from_slice(&(extra.len() as u16).to_le_bytes());
+            if saturate {
+                central[20..24].fill(0xFF);
+            }
+            central.extend_from_slice(&extra);
+            bytes = finish(record, &[central]);
+            let listing = walk(&bytes);
+            assert!(
+                message(&listing.findings, Code::ArchiveMalformed).contains(why),
+                "{extra:?}: {listing:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_zip64_archives() {
+        let content = b"zip64 member data";
+        let mut local = LOCAL_SIG.to_vec();
+        local.extend_from_slice(&[45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        local.extend_from_slice(&crc(content).to_le_bytes());
+        local.extend_from_slice(&[0xFF; 8]);
+        local.extend_from_slice(&1u16.to_le_bytes());
+        local.extend_from_slice(&20u16.to_le_bytes());
+        local.push(b'z');
+        local.extend_from_slice(&[1, 0, 16, 0]);
+        local.extend_from_slice(&(content.len() as u64).to_le_bytes());
+        local.extend_from_slice(&(content.len() as u64).to_le_bytes());
+        local.extend_from_slice(content);
+
+        let mut central = CENTRAL_SIG.to_vec();
+        central.extend_from_slice(&[45, 3, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        central.extend_from_slice(&crc(content).to_le_bytes());
+        central.extend_from_slice(&[0xFF; 8]);
+        central.extend_from_slice(&1u16.to_le_bytes());
+        central.extend_from_slice(&28u16.to_le_bytes());
+        central.extend_from_slice(&[0; 10]);
+        central.extend_from_slice(&[0xFF; 4]);
+        central.push(b'z');
+        central.extend_from_slice(&[1, 0, 24, 0]);
+        central.extend_from_slice(&(content.len() as u64).to_le_bytes());
+        central.extend_from_slice(&(content.len() as u64).to_le_bytes());
+        central.extend_from_slice(&0u64.to_le_bytes());
+
+        let mut bytes = local;
+        let cd_offset = bytes.len() as u64;
+        bytes.extend_from_slice(&central);
+        let record_offset = bytes.len() as u64;
+        bytes.extend_from_slice(&ZIP64_EOCD_SIG);
+        bytes.extend_from_slice(&44u64.to_le_bytes());
+        bytes.extend_from_slice(&[45, 3, 45, 0]);
+        bytes.extend_from_slice(&[0; 8]);
+        bytes.extend_from_slice(&1u64.to_le_bytes());
+        bytes.extend_from_slice(&1u64.to_le_bytes());
+        bytes.extend_from_slice(&(central.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&cd_offset.to_le_bytes());
+        bytes.extend_from_slice(&ZIP64_LOCATOR_SIG);
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&record_offset.to_le_bytes());
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&EOCD_SIG);
+        bytes.extend_from_slice(&[0; 4]);
+        bytes.extend_from_slice(&[0xFF; 4]);
+        bytes.extend_from_slice(&[0xFF; 8]);
+        bytes.extend_from_slice(&[0; 2]);
+
+        let listing = walk(&bytes);
+        assert_eq!(listing.findings, vec![]);
+        let member = &listing.members[0];
+        assert_eq!(member.compressed_size, content.len() as u64);
+        assert_eq!(member.data_offset, 30 + 1 + 20);
+        assert_eq!(read(&bytes, member).bytes, content);
+
+        // The same archive behind prepended bytes: every offset moves with it.
+        let shifted = [b"#!/bin/sh\nexit 0\n".to_vec(), bytes.clone()].concat();
+        let listing = walk(&shifted);
+        assert_eq!(codes(&listing.findings), [Code::ArchiveExtraData]);
+        assert_eq!(listing.prefix_len, 17);
+        assert_eq!(read(&shifted, &listing.members[0]).bytes, content);
+
+        // A locator that points somewhere else than the record it sits after.
+        let mut lying = bytes.clone();
+        let at = lying.len() - 22 - 20 + 8;
+        lying[at..at + 8].copy_from_slice(&5u64.to_le_bytes());
+        let listing = walk(&lying);
+        assert!(message(&listing.findings, Code::ArchiveMalformed).contains("zip64 locator"));
+    }
+
+    // ---- loader-differential tricks --------------------------------------------------------
+
+    #[test]
+    fn crc_mismatch_is_found_and_bytes_still_returned() {
+        let mut spec = Spec::deflated("data.pkl", b"payload payload payload");
+        spec.crc ^= 1;
+        let bytes = build(&[spec]);
+        let listing = walk(&bytes);
+        assert_eq!(listing.findings, vec![]);
+        let got = read(&bytes, &listing.members[0]);
+        assert_eq!(codes(&got.findings), [Code::ArchiveCrcMismatch]);
+        assert_eq!(got.bytes, b"payload payload payload");
+        assert!(got.complete);
+        assert_eq!(got.findings[0].location.as_deref(), Some("data.pkl"));
+    }
+
+    #[test]
+    fn encryption_flags_on_plain_data_are_found_and_ignored_for_reading() {
+        for flag in [FLAG_ENCRYPTED, FLAG_STRONG_ENCRYPTION, FLAG_MASKED_HEADERS] {
+            let bytes = build(&[Spec::stored("data.pkl", b"plain").flags(flag)]);
+            let listing = walk(&bytes);
+            assert_eq!(
+                codes(&listing.findings),
+                [Code::ArchiveEncrypted],
+                "{flag:#x}"
+            );
+            assert!(listing.members[0].is_marked_encrypted());
+            assert_eq!(read(&bytes, &listing.members[0]).bytes, b"plain");
+        }
+        // Set only in the local header: both a mismatch and an encryption mark.
+        let mut spec = Spec::stored("data.pkl", b"plain");
+        spec.local_flags = FLAG_ENCRYPTED;
+        let listing = walk(&build(&[spec]));
+        assert!(has(&listing.findings, Code::ArchiveEncrypted));
+        assert!(has(&listing.findings, Code::ArchiveHeaderMismatch));
+    }
+
+    #[test]
+    fn local_and_central_names_must_agree() {
+        let mut spec = Spec::stored("archive/data.pkl", b"x");
+        spec.local_name = b"archive/evil.pkl".to_vec();
+        let bytes = build(&[spec]);
+        let listing = walk(&bytes);
+        assert_eq!(codes(&listing.findings), [Code::ArchiveHeaderMismatch]);
+        let text = message(&listing.findings, Code::ArchiveHeaderMismatch);
+        assert!(text.contains("`archive/data.pkl`") && text.contains("`archive/evil.pkl`"));
+        let member = &listing.members[0];
+        assert_eq!(member.name, "archive/data.pkl");
+        assert_eq!(member.local_name.as_deref(), Some(&b"archive/evil.pkl"[..]));
+        assert_eq!(read(&bytes, member).bytes, b"x");
+    }
+
+    #[test]
+    fn local_method_crc_and_sizes_must_agree() {
+        let spec = Spec::stored("a", b"abc");
+        let mut bytes = build(&[spec]);
+        bytes[8] = 8; // local method: deflated
+        bytes[14] ^= 0xFF; // local crc
+        let listing = walk(&bytes);
+        let messages: Vec<_> = listing
+            .findings
+            .iter()
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(messages[0].contains("method 8"));
+        assert!(messages[1].contains("crc-32"));
+    }
+
+    #[test]
+    fn prefix_junk_is_found_and_offsets_follow_python() {
+        let inner = build(&[
+            Spec::stored("a.txt", b"hello"),
+            Spec::deflated("b.pkl", b"world world"),
+        ]);
+        let bytes = [vec![0x90; 100], inner].concat();
+        assert!(looks_like_zip(&bytes));
+        let listing = walk(&bytes);
+        assert_eq!(codes(&listing.findings), [Code::ArchiveExtraData]);
+        assert!(message(&listing.findings, Code::ArchiveExtraData).contains("100 bytes precede"));
+        assert_eq!(listing.prefix_len, 100);
+        assert_eq!(listing.members[0].local_header_offset, 100);
+        assert_eq!(read(&bytes, &listing.members[0]).bytes, b"hello");
+        assert_eq!(read(&bytes, &listing.members[1]).bytes, b"world world");
+    }
+
+    #[test]
+    fn junk_between_directory_and_end_record_is_a_gap() {
+        let spec = Spec::stored("a", b"x");
+        let mut body = spec.record();
+        let cd_offset = body.len() as u32;
+        let cd = spec.central(0);
+        body.extend_from_slice(&cd);
+        body.extend_from_slice(&[0x41; 40]);
+        body.extend_from_slice(&eocd(1, cd.len() as u32, cd_offset, b""));
+        let listing = walk(&body);
+        assert_eq!(listing.prefix_len, 0);
+        assert_eq!(codes(&listing.findings), [Code::ArchiveExtraData]);
+        assert!(message(&listing.findings, Code::ArchiveExtraData).contains("40 unreferenced"));
+    }
+
+    #[test]
+    fn member_hidden_in_a_gap_is_found() {
+        let a = Spec::stored("a", b"first");
+        let hidden = Spec::stored("hidden.pkl", b"cos\nsystem\n");
+        let b = Spec::stored("b", b"second");
+        let mut body = a.record();
+        body.extend_from_slice(&hidden.record());
+        let b_offset = body.len() as u32;
+        body.extend_from_slice(&b.record());
+        let bytes = finish(body, &[a.central(0), b.central(b_offset)]);
+        let listing = walk(&bytes);
+        assert_eq!(codes(&listing.findings), [Code::ArchiveExtraData]);
+        let text = message(&listing.findings, Code::ArchiveExtraData);
+        assert!(text.contains("hidden from the central directory"), "{text}");
+        assert!(text.contains(&format!("@{}", a.record().len())));
+        assert_eq!(listing.members.len(), 2);
+
+        // A gap too small for a member but holding the signature is still reported.
+        let mut body = a.record();
+        body.extend_from_slice(b"PK\x03\x04..");
+        let b_offset = body.len() as u32;
+        body.extend_from_slice(&b.record());
+        let listing = walk(&finish(body, &[a.central(0), b.central(b_offset)]));
+        assert_eq!(codes(&listing.findings), [Code::ArchiveExtraData]);
+
+        // Nor can a small gap hide a bare pickle (torch never leaves gaps).
+        let mut body = a.record();
+        body.extend_from_slice(b"\x80\x02cos\nsystem\n.");
+        let b_offset = body.len() as u32;
+        body.extend_from_slice(&b.record());
+        let listing = walk(&finish(body, &[a.central(0), b.central(b_offset)]));
+        assert!(message(&listing.findings, Code::ArchiveExtraData).contains("hold data"));
+
+        // A small gap of zero padding is fine.
+        let mut body = a.record();
+        body.extend_from_slice(&[0; 8]);
+        let b_offset = body.len() as u32;
+        body.extend_from_slice(&b.record());
+        let listing = walk(&finish(body, &[a.central(0), b.central(b_offset)]));
+        assert_eq!(listing.findings, vec![]);
+    }
+
+    #[test]
+    fn overlapping_members_are_malformed() {
+        // The inner member's local header and data live inside the outer member's data.
+        let inner = Spec::stored("inner.pkl", b"evil");
+        let outer = Spec::stored("outer.bin", &inner.record());
+        let bytes = finish(
+            outer.record(),
+            &[
+                outer.central(0),
+                inner.central(30 + outer.name.len() as u32),
+            ],
+        );
+        let listing = walk(&bytes);
+        assert_eq!(codes(&listing.findings), [Code::ArchiveMalformed]);
+        let text = message(&listing.findings, Code::ArchiveMalformed);
+        assert!(
+            text.contains("`inner.pkl`") && text.contains("`outer.bin`"),
+            "{text}"
+        );
+        assert_eq!(listing.members.len(), 2);
+        assert_eq!(read(&bytes, &listing.members[1]).bytes, b"evil");
+    }
+
+    #[test]
+    fn duplicate_names_are_malformed() {
+        let a = Spec::stored("data.pkl", b"one");
+        let b = Spec::stored("data.pkl", b"two");
+        let listing = walk(&build(&[a, b]));
+        assert_eq!(codes(&listing.findings), [Code::ArchiveMalformed]);
+        let text = message(&listing.findings, Code::ArchiveMalformed);
+        assert!(
+            text.contains("duplicate member name `data.pkl`") && text.contains("archive-malformed")
+        );
+        assert_eq!(listing.members.len(), 2);
+    }
+
+    #[test]
+    fn unsafe_names_are_reported() {
+        for (name, problem) in [
+            ("../../etc/passwd", "`..`"),
+            ("a/../../b", "`..`"),
+            ("/abs/path", "absolute"),
+            ("dir\\file", "backslash"),
+            ("C:evil", "drive letter"),
+            ("nul\0byte", "nul byte"),
+            ("esc\x1b[31m", "control"),
+        ] {
+            let listing = walk(&build(&[Spec::stored(name, b"x")]));
+            assert_eq!(
+                codes(&listing.findings),
+                [Code::ArchiveUnsafePath],
+                "{name:?}"
+            );
+            let text = message(&listing.findings, Code::ArchiveUnsafePath);
+            assert!(text.contains(problem), "{text}");
+            assert!(!text.contains('\x1b') && !text.contains('\0'), "{text:?}");
+        }
+        for fine in ["a..b", "..hidden/x", "dir/"] {
+            assert_eq!(
+                walk(&build(&[Spec::stored(fine, b"x")])).findings,
+                vec![],
+                "{fine}"
+            );
+        }
+        let mut spec = Spec::stored("caf\u{e9}", b"x");
+        let listing = walk(&build(&[spec.clone()]));
+        assert_eq!(codes(&listing.findings), [Code::ArchiveUnsafePath]);
+        spec = spec.flags(FLAG_UTF8);
+        assert_eq!(walk(&build(&[spec])).findings, vec![]);
+    }
+
+    // ---- broken structure ------------------------------------------------------------------
+
+    #[test]
+    fn unlistable_archives_are_malformed_not_errors() {
+        let good = build(&[Spec::stored("a", b"x"), Spec::stored("b", b"y")]);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty file", Vec::new()),
+            ("no end record", good[..good.len() - 22].to_vec()),
+            ("local header only", Spec::stored("a", b"x").record()),
+            ("comment past end", {
+                let mut b = good.clone();
+                let n = b.len();
+                b[n - 2] = 9;
+                b
+            }),
+            ("directory larger than file", {
+                let mut b = good.clone();
+                let n = b.len();
+                b[n - 10..n - 6].copy_from_slice(&10_000u32.to_le_bytes());
+                b
+            }),
+            ("directory offset into end record", {
+                let mut b = good.clone();
+                let n = b.len();
+                b[n - 6..n - 2].copy_from_slice(&(n as u32).to_le_bytes());
+                b
+            }),
+            ("multi-disk", {
+                let mut b = good.clone();
+                let n = b.len();
+                b[n - 18] = 1;
+                b
+            }),
+        ];
+        for (what, bytes) in cases {
+            let listing = walk(&bytes);
+            assert!(
+                has(&listing.findings, Code::ArchiveMalformed),
+                "{what}: {listing:?}"
+            );
+            assert!(listing.members.is_empty(), "{what}");
+        }
+    }
+
+    #[test]
+    fn truncated_or_miscounted_directory_is_malformed() {
+        let specs = [Spec::stored("a", b"x"), Spec::stored("b", b"y")];
+        let mut body = Vec::new();
+        for spec in &specs {
+            body.extend_from_slice(&spec.record());
+        }
+        let cd_offset = body.len() as u32;
+        let full = [specs[0].central(0), specs[1].central(32)].concat();
+        // The directory is cut inside the second entry but the end record is consistent
+        // with the cut: the second entry is unreadable.
+        let cut = &full[..full.len() - 10];
+        let mut bytes = body.clone();
+        bytes.extend_from_slice(cut);
+        bytes.extend_from_slice(&eocd(2, cut.len() as u32, cd_offset, b""));
+        let listing = walk(&bytes);
+        assert!(message(&listing.findings, Code::ArchiveMalformed).contains("entry 1 is truncated"));
+        assert_eq!(listing.members.len(), 1);
+
+        // Whole entries, but a count that disagrees (miniz trusts the count, Python the size).
+        let mut bytes = body;
+        bytes.extend_from_slice(&full);
+        bytes.extend_from_slice(&eocd(3, full.len() as u32, cd_offset, b""));
+        let listing = walk(&bytes);
+        assert!(message(&listing.findings, Code::ArchiveMalformed).contains("declares 3 entries"));
+        assert_eq!(listing.members.len(), 2);
+    }
+
+    #[test]
+    fn member_data_past_end_of_file_is_malformed() {
+        let mut spec = Spec::stored("a", b"x");
+        let record = spec.record();
+        spec.data = vec![0; 1000];
+        let bytes = finish(record, &[spec.central(0)]);
+        let listing = walk(&bytes);
+        assert!(message(&listing.findings, Code::ArchiveMalformed).contains("`a`"));
+        assert!(listing.members.is_empty());
+        // read_member guards on its own against a member that does not fit the source.
+        let good = build(&[Spec::stored("a", b"x")]);
+        let mut member = walk(&good).members[0].clone();
+        member.compressed_size = 1000;
+        let got = read(&good, &member);
+        assert_eq!(codes(&got.findings), [Code::ArchiveMalformed]);
+        assert!(!got.complete);
+    }
+
+    #[test]
+    fn bad_local_signature_is_malformed() {
+        let mut bytes = build(&[Spec::stored("a", b"x")]);
+        bytes[0] = b'X';
+        let listing = walk(&bytes);
+        assert!(message(&listing.findings, Code::ArchiveMalformed).contains("no local header"));
+        assert!(listing.members.is_empty());
+    }
+
+    #[test]
+    fn later_end_record_signature_is_reported() {
+        let mut bytes = build(&[Spec::stored("a", b"x")]);
+        let n = bytes.len();
+        bytes[n - 2] = 6;
+        bytes.extend_from_slice(b"PK\x05\x06");
+        bytes.extend_from_slice(b"xx");
+        let listing = walk(&bytes);
+        assert!(message(&listing.findings, Code::ArchiveMalformed).contains("follow the record"));
+        assert_eq!(listing.members.len(), 1);
+    }
+
+    #[test]
+    fn limits_are_findings() {
+        let specs: Vec<_> = (0..5)
+            .map(|i| Spec::stored(&format!("m{i}"), b"x"))
+            .collect();
+        let bytes = build(&specs);
+        let limits = ZipLimits {
+            max_members: 3,
+            ..ZipLimits::default()
+        };
+        let listing = list(&bytes, &limits).unwrap();
+        assert!(has(&listing.findings, Code::ArchiveLimitExceeded));
+        assert_eq!(listing.members.len(), 3);
+        let limits = ZipLimits {
+            max_central_directory: 10,
+            ..ZipLimits::default()
+        };
+        let listing = list(&bytes, &limits).unwrap();
+        assert_eq!(codes(&listing.findings), [Code::ArchiveLimitExceeded]);
+        let limits = ZipLimits {
+            max_name_len: 1,
+            ..ZipLimits::default()
+        };
+        let listing = list(&bytes, &limits).unwrap();
+        assert_eq!(listing.findings.len(), 5);
+    }
+
+    #[test]
+    fn repeated_findings_are_summarised() {
+        let specs: Vec<_> = (0..100).map(|_| Spec::stored("same", b"x")).collect();
+        let listing = walk(&build(&specs));
+        assert_eq!(listing.findings.len(), MAX_FINDINGS_PER_CODE + 1);
+        assert!(listing
+            .findings
+            .last()
+            .unwrap()
+            .message
+            .contains("67 more `archive-malformed`"));
+    }
+
+    // ---- reading members -------------------------------------------------------------------
+
+    #[test]
+    fn unsupported_method_is_a_finding() {
+        let bytes = build(&[Spec::with("z.bin", 93, b"x", b"zstd?".to_vec())]);
+        let listing = walk(&bytes);
+        assert_eq!(listing.findings, vec![]);
+        assert_eq!(listing.members[0].method, Method::Other(93));
+        let got = read(&bytes, &listing.members[0]);
+        assert_eq!(codes(&got.findings), [Code::ArchiveUnsupported]);
+        assert!(!got.complete && got.bytes.is_empty());
+    }
+
+    #[test]
+    fn deflate_bomb_stops_at_the_output_limit() {
+        let zeros = vec![0u8; 4 << 20];
+        let bytes = build(&[Spec::deflated("bomb.pkl", &zeros)]);
+        let listing = walk(&bytes);
+        let member = &listing.members[0];
+        assert!(member.compressed_size < 10_000);
+        let got = read_member(&bytes, member, 1 << 20).unwrap();
+        assert_eq!(codes(&got.findings), [Code::ArchiveLimitExceeded]);
+        assert!(got.findings[0]
+            .message
+            .contains("more than the 1048576-byte limit"));
+        assert_eq!(got.bytes.len(), 1 << 20);
+        assert!(!got.complete);
+
+        // A member that lies about its size is cut at the declared size.
+        let mut liar = Spec::deflated("liar.pkl", &zeros);
+        liar.size = 1000;
+        let bytes = build(&[liar]);
+        let listing = walk(&bytes);
+        let got = read(&bytes, &listing.members[0]);
+        assert_eq!(codes(&got.findings), [Code::ArchiveLimitExceeded]);
+        assert!(got.findings[0]
+            .message
+            .contains("past its declared size of 1000"));
+        assert_eq!(got.bytes.len(), 1000);
+
+        // And one that holds less than it declares disagrees with its header.
+        let mut short = Spec::deflated("short.pkl", b"abc");
+        short.size = 10;
+        let bytes = build(&[short]);
+        let listing = walk(&bytes);
+        let got = read(&bytes, &listing.members[0]);
+        assert_eq!(codes(&got.findings), [Code::ArchiveHeaderMismatch]);
+        assert!(got.findings[0]
+            .message
+            .contains("holds 3 bytes but declares 10"));
+    }
+
+    #[test]
+    fn prefix_reads_stop_early() {
+        let content: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let bytes = build(&[
+            Spec::deflated("big.bin", &content),
+            Spec::stored("raw.bin", &content),
+        ]);
+        let listing = walk(&bytes);
+        for member in &listing.members {
+            let got = read_member_prefix(&bytes, member, 100).unwrap();
+            assert_eq!(got.bytes, &content[..100]);
+            assert!(!got.complete && got.findings.is_empty());
+            let got = read_member_prefix(&bytes, member, 10 << 20).unwrap();
+            assert_eq!(got.bytes, content);
+            assert!(got.complete);
+        }
+    }
+
+    #[test]
+    fn corrupt_streams_are_compression_malformed() {
+        let content = b"some pickle bytes that compress ".repeat(20);
+        let mut spec = Spec::deflated("data.pkl", &content);
+        let len = spec.data.len();
+        spec.data.truncate(len / 2);
+        let bytes = build(&[spec]);
+        let listing = walk(&bytes);
+        let got = read(&bytes, &listing.members[0]);
+        assert_eq!(codes(&got.findings), [Code::CompressionMalformed]);
+        assert!(got.findings[0].message.contains("truncated"));
+        assert!(!got.complete);
+
+        let bytes = build(&[Spec::with("bad.bin", 8, b"x", vec![0xFF; 16])]);
+        let listing = walk(&bytes);
+        let got = read(&bytes, &listing.members[0]);
+        assert_eq!(codes(&got.findings), [Code::CompressionMalformed]);
+
+        for method in [12, 14] {
+            let bytes = build(&[Spec::with("bad.bin", method, b"x", vec![0x42; 16])]);
+            let listing = walk(&bytes);
+            let got = read(&bytes, &listing.members[0]);
+            assert_eq!(
+                codes(&got.findings),
+                [Code::CompressionMalformed],
+                "{method}"
+            );
+        }
+    }
+
+    #[test]
+    fn data_after_the_compressed_stream_is_extra() {
+        let mut spec = Spec::deflated("data.pkl", b"short");
+        spec.data.extend_from_slice(b"hidden after the stream end");
+        let bytes = build(&[spec]);
+        let listing = walk(&bytes);
+        let got = read(&bytes, &listing.members[0]);
+        assert_eq!(codes(&got.findings), [Code::ArchiveExtraData]);
+        assert_eq!(got.bytes, b"short");
+    }
+
+    #[test]
+    fn stored_size_disagreement_is_a_mismatch() {
+        let mut spec = Spec::stored("a", b"abcdef");
+        spec.size = 3;
+        let bytes = build(&[spec]);
+        let listing = walk(&bytes);
+        let got = read(&bytes, &listing.members[0]);
+        assert!(has(&got.findings, Code::ArchiveLimitExceeded));
+        assert_eq!(got.bytes, b"abc");
+    }
+
+    #[test]
+    fn sniffing_rejects_other_formats() {
+        assert!(!looks_like_zip(&b"\x80\x02}q\x00.".to_vec()));
+        assert!(!looks_like_zip(&Vec::new()));
+        assert!(!looks_like_zip(&b"PK\x05\x06short".to_vec()));
+        assert!(looks_like_zip(&b"PK\x03\x04".to_vec()));
+    }
+
+    /// Deterministic stand-in for the fuzz target: mutated archives never panic (debug
+    /// builds also trap arithmetic overflow).
+    #[test]
+    fn survives_mutated_archives() {
+        let seeds = [
+            build(&[
+                Spec::stored("a.txt", b"hello"),
+                Spec::deflated("b.pkl", &b"pickle ".repeat(30)),
+                Spec::stored("c/", b""),
+            ]),
+            [
+                b"junk".to_vec(),
+                build(&[Spec::deflated("x", b"yyyyyyyyyyyy")]),
+            ]
+            .concat(),
+        ];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..600 {
+            let mut bytes = seeds[round % seeds.len()].clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % bytes.len() as u64) as usize;
+                match next() % 4 {
+                    0 => bytes[at] = next() as u8,
+                    1 => bytes[at] = [0, 0xFF, 0x7F, 0x80][(next() % 4) as usize],
+                    2 => bytes.truncate(at.max(1)),
+                    _ => bytes.insert(at, next() as u8),
+                }
+            }
+            let listing = walk(&bytes);
+            for member in &listing.members {
+                let _ = read_member(&bytes, member, 1 << 16).unwrap();
+                let _ = read_member_prefix(&bytes, member, 7).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn io_failures_are_errors() {
+        struct Failing;
+        impl ReadAt for Failing {
+            fn size(&self) -> u64 {
+                100
+            }
+            fn read_exact_at(&self, _: &mut [u8], _: u64) -> io::Result<()> {
+                Err(io::Error::other("disk on fire"))
+            }
+        }
+        assert!(matches!(
+            list(&Failing, &ZipLimits::default()),
+            Err(ZipError::Read { offset: 0, .. })
+        ));
+    }
 }
