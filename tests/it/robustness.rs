@@ -89,5 +89,8 @@ fn mutated_fixtures_never_panic_or_hang() {
             }
         }
     }
-    assert!(slowest.0 < Duration::from_secs(2), "slowest mutated scan: {slowest:?}");
+    assert!(
+        slowest.0 < Duration::from_secs(2),
+        "slowest mutated scan: {slowest:?}"
+    );
 }
