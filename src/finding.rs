@@ -139,8 +139,8 @@ codes! {
     UnknownFormat = "unknown-format", Warning;
     /// The file name's extension does not match the detected content.
     ExtensionMismatch = "extension-mismatch", Info;
-    /// A symbolic link was found; it is reported, never followed.
-    SymlinkNotFollowed = "symlink-not-followed", Warning;
+    /// A symbolic link was found; it is never followed, so what it points to is unchecked.
+    SymlinkNotFollowed = "symlink-not-followed", Error;
     /// A special file (socket, device, FIFO) was found and not read.
     SpecialFile = "special-file", Error;
     /// A file exceeded a scan bound (size read, time).

@@ -118,6 +118,56 @@ pub fn inflate(kind: Compression, compressed: &[u8], limit: u64) -> Inflated {
     }
 }
 
+/// Inflates each member of a multi-member gzip file on its own (`gzip.open` concatenates them,
+/// so a payload can start in any member), sharing one output `limit`. A single-member file
+/// yields one entry, as [`inflate`] would.
+pub fn inflate_gzip_members(compressed: &[u8], limit: u64) -> Vec<Inflated> {
+    let mut members = Vec::new();
+    let mut rest = compressed;
+    let mut budget = limit;
+    while !rest.is_empty() && members.len() < MAX_GZIP_MEMBERS {
+        // Zero padding after the last member is tolerated by gzip(1) and Python alike.
+        if !members.is_empty() && rest.iter().all(|byte| *byte == 0) {
+            break;
+        }
+        let mut sink = BoundedSink {
+            bytes: Vec::new(),
+            limit: budget,
+            exceeded: false,
+        };
+        let mut decoder = flate2::bufread::GzDecoder::new(rest);
+        let result = io::copy(&mut decoder, &mut sink);
+        let remaining = decoder.into_inner();
+        let finding = if sink.exceeded {
+            Some(Finding::new(
+                Code::ArchiveLimitExceeded,
+                format!("gzip stream inflates past the limit of {limit} bytes"),
+            ))
+        } else {
+            result.err().map(|error| {
+                Finding::new(
+                    Code::CompressionMalformed,
+                    format!("gzip stream is corrupt or truncated: {error}"),
+                )
+            })
+        };
+        budget = budget.saturating_sub(sink.bytes.len() as u64);
+        let stop = finding.is_some() || remaining.len() == rest.len();
+        members.push(Inflated {
+            bytes: sink.bytes,
+            finding,
+        });
+        if stop {
+            break;
+        }
+        rest = remaining;
+    }
+    members
+}
+
+/// More members than any real file has; past it the rest is left unread (and reported).
+const MAX_GZIP_MEMBERS: usize = 1024;
+
 fn copy(mut reader: impl Read, sink: &mut BoundedSink) -> io::Result<()> {
     io::copy(&mut reader, sink).map(|_| ())
 }
@@ -180,6 +230,18 @@ mod tests {
         lzma_rs::xz_compress(&mut &plain[..], &mut xz).unwrap();
         assert_eq!(sniff(&xz), Some(Compression::Xz));
         assert_eq!(inflate(Compression::Xz, &xz, 1 << 20).bytes, plain);
+    }
+
+    #[test]
+    fn gzip_members_are_inflated_one_by_one() {
+        let mut two = gzip(b"hello\n");
+        two.extend(gzip(b"cos\nsystem\n."));
+        let members = inflate_gzip_members(&two, 1 << 20);
+        assert_eq!(members.len(), 2);
+        assert_eq!(members[1].bytes, b"cos\nsystem\n.");
+        assert!(members.iter().all(|m| m.finding.is_none()));
+        two.extend([0; 8]);
+        assert_eq!(inflate_gzip_members(&two, 1 << 20).len(), 2);
     }
 
     #[test]

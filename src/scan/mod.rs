@@ -381,6 +381,19 @@ impl Inspector<'_> {
                 .into_iter()
                 .map(|finding| finding.inside(&member)),
         );
+        if kind == compressed::Compression::Gzip {
+            // A payload may start in any member of a multi-member gzip file.
+            let members =
+                compressed::inflate_gzip_members(&compressed_bytes, self.inflate_budget());
+            if members.len() > 1 {
+                for (index, member) in members.iter().enumerate() {
+                    let location = format!("(gzip member {})", index + 1);
+                    findings.extend(member.finding.clone().map(|f| f.inside(&location)));
+                    let inner = self.inspect(&member.bytes, "", depth + 1)?;
+                    findings.extend(inner.findings.into_iter().map(|f| f.inside(&location)));
+                }
+            }
+        }
         Ok(Some(Scanned::new(format, findings)))
     }
 
