@@ -223,6 +223,74 @@ impl Finding {
     }
 }
 
+/// Makes an untrusted value safe to quote between backticks in a message: control characters,
+/// bidirectional overrides and backticks are escaped, and long values are cut, so a hostile
+/// name can neither drive a terminal nor flood a report.
+pub fn quote(text: &str) -> String {
+    const MAX_CHARS: usize = 200;
+    let mut out = String::new();
+    for (count, c) in text.chars().enumerate() {
+        if count == MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c == '`' {
+            out.push_str("\\`");
+        } else if c.is_control() || bidi {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// [`quote`] for bytes that should be text (invalid UTF-8 shows as U+FFFD).
+pub fn quote_bytes(bytes: &[u8]) -> String {
+    quote(&String::from_utf8_lossy(bytes))
+}
+
+/// Findings with a cap, so that a file with a million bad entries yields a bounded report.
+/// What the cap hides is summarised in one last finding of the worst hidden code.
+#[derive(Debug, Default)]
+pub struct CappedFindings {
+    list: Vec<Finding>,
+    hidden: Option<(Code, u64)>,
+}
+
+impl CappedFindings {
+    /// Findings kept before the rest are only counted.
+    pub const CAP: usize = 64;
+
+    pub fn push(&mut self, finding: Finding) {
+        if self.list.len() < Self::CAP {
+            self.list.push(finding);
+            return;
+        }
+        let (code, count) = self.hidden.get_or_insert((finding.code, 0));
+        *count = count.saturating_add(1);
+        // Keep the worst code, so the summary line is never milder than what it hides.
+        if finding.code.default_severity() > code.default_severity() {
+            *code = finding.code;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty() && self.hidden.is_none()
+    }
+
+    pub fn finish(mut self) -> Vec<Finding> {
+        if let Some((code, count)) = self.hidden {
+            self.list.push(Finding::new(
+                code,
+                format!("{count} further findings not shown"),
+            ));
+        }
+        self.list
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -242,6 +310,25 @@ mod tests {
             );
             assert!(!code.summary().is_empty(), "{text} has no summary");
         }
+    }
+
+    #[test]
+    fn quote_escapes_and_cuts_hostile_text() {
+        assert_eq!(quote("a`b\x1b[2J\u{202e}"), "a\\`b\\u{1b}[2J\\u{202e}");
+        assert_eq!(quote(&"x".repeat(500)).chars().count(), 201);
+    }
+
+    #[test]
+    fn capped_findings_summarise_the_worst_hidden_code() {
+        let mut findings = CappedFindings::default();
+        for _ in 0..CappedFindings::CAP {
+            findings.push(Finding::new(Code::UnknownFormat, "w"));
+        }
+        findings.push(Finding::new(Code::UnknownFormat, "w"));
+        findings.push(Finding::new(Code::GgufInvalid, "e"));
+        let list = findings.finish();
+        assert_eq!(list.len(), CappedFindings::CAP + 1);
+        assert_eq!(list.last().unwrap().code, Code::GgufInvalid);
     }
 
     #[test]

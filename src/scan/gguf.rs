@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use crate::finding::{Code, Finding, Severity};
+use crate::finding::{quote_bytes, CappedFindings, Code, Finding, Severity};
 
 /// The four bytes every GGUF file starts with.
 pub const MAGIC: &[u8; 4] = b"GGUF";
@@ -47,7 +47,7 @@ pub fn check(head: &[u8], file_len: u64) -> GgufReport {
     let mut parser = Parser {
         cur: Cursor { buf: head, pos: 0 },
         file_len,
-        findings: Findings::default(),
+        findings: CappedFindings::default(),
     };
     let summary = match parser.parse() {
         Ok(summary) => Some(summary),
@@ -69,8 +69,6 @@ const MAX_ARRAY_DEPTH: u32 = 4;
 const MAX_TENSOR_NAME: u64 = 64;
 const MAX_KEY_LEN: u64 = 65_535;
 const MAX_DIMS: u32 = 4;
-const MAX_FINDINGS: usize = 64;
-const MAX_SHOWN: usize = 96;
 
 // Smallest encodings, used to reject counts that cannot fit in the bytes that remain before
 // looping over them: key length + 1 key byte + value type + 1 value byte; name length +
@@ -230,7 +228,7 @@ enum Value<'a> {
 struct Parser<'a> {
     cur: Cursor<'a>,
     file_len: u64,
-    findings: Findings,
+    findings: CappedFindings,
 }
 
 /// One tensor info, with its data extent relative to the data section.
@@ -308,7 +306,7 @@ impl<'a> Parser<'a> {
     ) -> Result<(), Stop> {
         let at = self.cur.pos;
         let key = self.cur.string()?;
-        let shown = show_bytes(key);
+        let shown = quote_bytes(key);
         match std::str::from_utf8(key) {
             Ok("") => self.invalid(at, "metadata key is empty".to_owned()),
             Ok(_) => {}
@@ -427,7 +425,7 @@ impl<'a> Parser<'a> {
     ) -> Result<Option<TensorInfo>, Stop> {
         let at = self.cur.pos;
         let name = self.cur.string()?;
-        let shown = show_bytes(name);
+        let shown = quote_bytes(name);
         if std::str::from_utf8(name).is_err() {
             self.invalid(at, format!("tensor name `{shown}` is not valid utf-8"));
         }
@@ -645,47 +643,6 @@ fn align_up(n: u64, alignment: u64) -> Option<u64> {
         Some(n)
     } else {
         n.checked_add(alignment - rem)
-    }
-}
-
-/// An untrusted name, escaped for a terminal and cut to a readable length.
-fn show_bytes(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text
-        .chars()
-        .take(MAX_SHOWN)
-        .flat_map(char::escape_debug)
-        .collect();
-    if text.chars().nth(MAX_SHOWN).is_some() {
-        out.push('…');
-    }
-    out
-}
-
-/// Findings with a cap, so that a file with a million bad tensors yields a bounded report.
-#[derive(Default)]
-struct Findings {
-    list: Vec<Finding>,
-    suppressed: u64,
-}
-
-impl Findings {
-    fn push(&mut self, finding: Finding) {
-        if self.list.len() < MAX_FINDINGS {
-            self.list.push(finding);
-        } else {
-            self.suppressed = self.suppressed.saturating_add(1);
-        }
-    }
-
-    fn finish(mut self) -> Vec<Finding> {
-        if self.suppressed > 0 {
-            self.list.push(Finding::new(
-                Code::GgufInvalid,
-                format!("{} further findings not shown", self.suppressed),
-            ));
-        }
-        self.list
     }
 }
 
@@ -1071,7 +1028,7 @@ mod tests {
             g = g.kv_raw(b"b", vt::BOOL, &[9]);
         }
         let report = check(&g.build(32, 0), 0);
-        assert_eq!(report.findings.len(), MAX_FINDINGS + 1);
+        assert_eq!(report.findings.len(), CappedFindings::CAP + 1);
         assert!(report
             .findings
             .last()

@@ -9,7 +9,7 @@
 use memchr::memmem;
 use serde_json::Value;
 
-use crate::finding::{Code, Finding};
+use crate::finding::{quote, Code, Finding};
 use crate::scan::source::ReadAt;
 
 /// The HDF5 superblock signature, at offset 0 for files Keras writes.
@@ -117,7 +117,7 @@ fn walk(value: &Value, findings: &mut Vec<Finding>) {
                         Code::KerasUnsafeLayer,
                         format!(
                             "layer `{}` is a `{class}`, which carries serialised Python code",
-                            name.escape_debug()
+                            quote(name)
                         ),
                     )
                     .with_hint("rebuild the layer in code and save the weights only (safetensors)"),
@@ -129,8 +129,8 @@ fn walk(value: &Value, findings: &mut Vec<Finding>) {
                         Code::KerasUnsafeLayer,
                         format!(
                             "config asks the loader to import `{}.{}`, outside Keras",
-                            module.escape_debug(),
-                            class.escape_debug()
+                            quote(module),
+                            quote(class)
                         ),
                     )
                     .with_hint(

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::finding::{Code, Finding, Severity};
+use crate::finding::{quote, Code, Finding, Severity};
 use source::{ReadAt, Slice};
 
 pub use walk::{scan_paths, ScanError};
@@ -702,7 +702,7 @@ fn extension_mismatch(name: &str, format: Format) -> Option<Finding> {
             Code::ExtensionMismatch,
             format!(
                 "name ends in `.{}` but the content is {format}",
-                ext.escape_debug()
+                quote(&ext)
             ),
         )
         .with_severity(Severity::Info)

@@ -7,7 +7,7 @@
 //! length the header promises. It does not analyse the pickle payload (the dispatcher hands it
 //! to `scan::pickle`).
 
-use crate::finding::{Code, Finding};
+use crate::finding::{quote, Code, Finding};
 use crate::scan::source::ReadAt;
 
 pub const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -91,7 +91,7 @@ pub fn check(source: &dyn ReadAt) -> std::io::Result<NpyCheck> {
                 Code::NumpyObjectDtype,
                 format!(
                     "dtype `{}` holds Python objects, stored as a pickle that runs code when loaded",
-                    header.descr.escape_debug()
+                    quote(&header.descr)
                 ),
             )
             .with_hint("store plain numeric arrays, or convert to safetensors"),
@@ -111,7 +111,7 @@ pub fn check(source: &dyn ReadAt) -> std::io::Result<NpyCheck> {
                 Code::NumpyMalformed,
                 format!(
                     "payload is {actual} bytes but dtype `{}` with shape {:?} needs {expected}",
-                    header.descr.escape_debug(),
+                    quote(&header.descr),
                     header.shape
                 ),
             )),
@@ -151,12 +151,7 @@ pub fn parse_header(
             "descr" => descr.replace(value).is_none(),
             "fortran_order" => fortran_order.replace(value).is_none(),
             "shape" => shape.replace(value).is_none(),
-            other => {
-                return Err(format!(
-                    "header has unexpected key `{}`",
-                    other.escape_debug()
-                ))
-            }
+            other => return Err(format!("header has unexpected key `{}`", quote(other))),
         };
         if !slot_was_empty {
             return Err(format!("header key `{key}` appears more than once"));
@@ -253,7 +248,7 @@ fn simple_layout(text: &str) -> Result<Layout, String> {
     let mut chars = body.chars();
     let kind = chars.next().ok_or("empty dtype string")?;
     let rest = chars.as_str();
-    let unknown = || format!("unknown dtype `{}`", text.escape_debug());
+    let unknown = || format!("unknown dtype `{}`", quote(text));
     if kind == 'O' {
         return match rest {
             "" | "8" | "4" => Ok(Layout {
@@ -388,7 +383,10 @@ impl LiteralParser<'_> {
             _ if self.eat("True") => Ok(Literal::Bool(true)),
             _ if self.eat("False") => Ok(Literal::Bool(false)),
             _ if self.eat("None") => Ok(Literal::None),
-            other => Err(format!("unexpected `{}` in header", other.escape_debug())),
+            other => Err(format!(
+                "unexpected `{}` in header",
+                quote(&other.to_string())
+            )),
         }
     }
 

@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 
-use crate::finding::{Code, Finding, Severity};
+use crate::finding::{quote_bytes, CappedFindings, Code, Finding, Severity};
 
 /// Facts about a model whose `ModelProto` parsed completely.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +79,6 @@ const MAX_DEPTH: u32 = 64;
 const MAX_PLAUSIBLE_IR_VERSION: u64 = 100;
 const MAX_OPSETS: usize = 1024;
 const MAX_LOCATIONS: usize = 4096;
-const MAX_FINDINGS: usize = 64;
-const MAX_SHOWN: usize = 96;
 const MAX_FIELD_NUMBER: u64 = (1 << 29) - 1;
 
 /// Something that cannot be parsed, at an absolute byte offset.
@@ -324,7 +322,7 @@ fn fields<'a>(
 
 #[derive(Default)]
 struct Walker {
-    findings: Findings,
+    findings: CappedFindings,
     nodes: u64,
     initializers: u64,
     locations: Vec<String>,
@@ -540,7 +538,7 @@ impl Walker {
             }
             Ok(())
         })?;
-        let shown = show_bytes(name.unwrap_or_default());
+        let shown = quote_bytes(name.unwrap_or_default());
         let external = match data_location {
             None | Some((0, _)) => false,
             Some((1, _)) => true,
@@ -561,8 +559,8 @@ impl Walker {
         let mut seen: HashSet<&[u8]> = HashSet::new();
         let mut has_location = false;
         for e in entries {
-            let key = show_bytes(e.key);
-            let value = show_bytes(e.value);
+            let key = quote_bytes(e.key);
+            let value = quote_bytes(e.value);
             let here = format!("@{}", e.at);
             if !seen.insert(e.key) {
                 self.findings.push(
@@ -743,52 +741,6 @@ fn is_decimal_u64(value: &[u8]) -> bool {
 
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// An untrusted name, escaped for a terminal and cut to a readable length.
-fn show_bytes(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text
-        .chars()
-        .take(MAX_SHOWN)
-        .flat_map(char::escape_debug)
-        .collect();
-    if text.chars().nth(MAX_SHOWN).is_some() {
-        out.push('…');
-    }
-    out
-}
-
-/// Findings with a cap, so that a model with a million bad tensors yields a bounded report.
-#[derive(Default)]
-struct Findings {
-    list: Vec<Finding>,
-    suppressed: Option<(Code, u64)>,
-}
-
-impl Findings {
-    fn push(&mut self, finding: Finding) {
-        if self.list.len() < MAX_FINDINGS {
-            self.list.push(finding);
-        } else {
-            let (code, n) = self.suppressed.get_or_insert((finding.code, 0));
-            *n = n.saturating_add(1);
-            // Keep the worst code, so the summary line is never milder than what it hides.
-            if finding.code.default_severity() > code.default_severity() {
-                *code = finding.code;
-            }
-        }
-    }
-
-    fn finish(mut self) -> Vec<Finding> {
-        if let Some((code, n)) = self.suppressed {
-            self.list.push(Finding::new(
-                code,
-                format!("{n} further findings not shown"),
-            ));
-        }
-        self.list
-    }
 }
 
 #[cfg(test)]
@@ -1254,7 +1206,7 @@ mod tests {
             .map(|i| external_tensor(&format!("t{i}"), "/abs"))
             .collect();
         let report = check(&model(&graph(&[], &many)));
-        assert_eq!(report.findings.len(), MAX_FINDINGS + 1);
+        assert_eq!(report.findings.len(), CappedFindings::CAP + 1);
         assert!(report
             .findings
             .last()

@@ -14,7 +14,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::finding::{Code, Finding};
+use crate::finding::{quote, Code, Finding};
 use crate::scan::source::ReadAt;
 
 /// The header size limit of the reference implementation; larger headers are refused there.
@@ -120,10 +120,7 @@ pub fn check_header(header: &[u8], file_len: u64) -> SafetensorsReport {
         if !names.insert(name.as_str()) {
             findings.push(Finding::new(
                 Code::SafetensorsDuplicateName,
-                format!(
-                    "tensor name `{}` appears more than once",
-                    name.escape_debug()
-                ),
+                format!("tensor name `{}` appears more than once", quote(name)),
             ));
         }
     }
@@ -138,27 +135,24 @@ pub fn check_header(header: &[u8], file_len: u64) -> SafetensorsReport {
         if !keys.insert(key.as_str()) {
             findings.push(Finding::new(
                 Code::SafetensorsDuplicateName,
-                format!(
-                    "metadata key `{}` appears more than once",
-                    key.escape_debug()
-                ),
+                format!("metadata key `{}` appears more than once", quote(key)),
             ));
         }
         if let MetadataValue::Other(kind) = value {
             findings.push(invalid(format!(
                 "metadata value of `{}` is {kind}, not a string",
-                key.escape_debug()
+                quote(key)
             )));
         }
     }
 
     let mut spans = Vec::with_capacity(parsed.tensors.len());
     for (name, tensor) in &parsed.tensors {
-        let shown = name.escape_debug();
+        let shown = quote(name);
         let Some(bits) = dtype_bits(&tensor.dtype) else {
             findings.push(invalid(format!(
                 "tensor `{shown}` has unknown dtype `{}`",
-                tensor.dtype.escape_debug()
+                quote(&tensor.dtype)
             )));
             continue;
         };
@@ -197,7 +191,7 @@ pub fn check_header(header: &[u8], file_len: u64) -> SafetensorsReport {
     spans.sort_unstable();
     let mut cursor = 0u64;
     for (start, end, name) in &spans {
-        let shown = name.escape_debug();
+        let shown = quote(name);
         if *start != cursor || end < start {
             let what = if *start > cursor {
                 "leaves a gap before it"
@@ -309,7 +303,7 @@ impl<'de> Visitor<'de> for HeaderVisitor {
                 header.metadata.extend(entries);
             } else {
                 let entry = map.next_value::<TensorEntry>().map_err(|error| {
-                    de::Error::custom(format_args!("tensor `{}`: {error}", key.escape_debug()))
+                    de::Error::custom(format_args!("tensor `{}`: {error}", quote(&key)))
                 })?;
                 header.tensors.push((key, entry));
             }

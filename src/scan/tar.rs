@@ -11,9 +11,9 @@
 use std::collections::HashMap;
 use std::io;
 
-use crate::finding::{Code, Finding};
+use crate::finding::{quote, Code, Finding};
 use crate::scan::source::ReadAt;
-use crate::scan::zip::{path_problem, shown, Sink};
+use crate::scan::zip::{path_problem, Sink};
 
 /// Bounds on what [`list`] accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,7 +242,7 @@ impl Walk<'_> {
                             pos,
                             format!(
                                 "`{}` is a type without data but declares {} data bytes; readers disagree on where the next header is",
-                                shown(&member.name),
+                                quote(&member.name),
                                 header.size
                             ),
                         );
@@ -254,7 +254,7 @@ impl Walk<'_> {
                             pos,
                             format!(
                                 "data of `{}` runs past the end of the file",
-                                shown(&member.name)
+                                quote(&member.name)
                             ),
                         );
                         return Ok(());
@@ -266,7 +266,7 @@ impl Walk<'_> {
                             pos,
                             format!(
                                 "gnu sparse member `{}` has extension headers this walker cannot follow",
-                                shown(&name)
+                                quote(&name)
                             ),
                         );
                         return Ok(());
@@ -298,7 +298,7 @@ impl Walk<'_> {
                             pos,
                             format!(
                                 "global pax header sets `{}`, which readers apply differently",
-                                shown(&String::from_utf8_lossy(key))
+                                quote(&String::from_utf8_lossy(key))
                             ),
                         );
                         continue;
@@ -342,8 +342,8 @@ impl Walk<'_> {
                         Code::ArchiveHeaderMismatch,
                         format!(
                             "gnu long name `{}` and pax path `{}` disagree",
-                            shown(&String::from_utf8_lossy(&raw_name)),
-                            shown(&String::from_utf8_lossy(path))
+                            quote(&String::from_utf8_lossy(&raw_name)),
+                            quote(&String::from_utf8_lossy(path))
                         ),
                     )
                     .at(format!("@{pos}")),
@@ -368,7 +368,7 @@ impl Walk<'_> {
         }
         let name = String::from_utf8_lossy(&raw_name).into_owned();
         let location = name.clone();
-        let shown_name = shown(&name);
+        let shown_name = quote(&name);
 
         if let Some(problem) = path_problem(&raw_name) {
             self.sink.push(
@@ -407,7 +407,7 @@ impl Walk<'_> {
                             Code::ArchiveUnsafePath,
                             format!(
                                 "{what} `{shown_name}` points at `{}`, which {problem}",
-                                shown(&String::from_utf8_lossy(&raw))
+                                quote(&String::from_utf8_lossy(&raw))
                             ),
                         )
                         .at(location.clone()),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::finding::{Code, Finding};
+use crate::finding::{quote, Code, Finding};
 use crate::scan::source::FileSource;
 use crate::scan::{scan_source, FileScan, Format, ScanOptions};
 
@@ -108,7 +108,7 @@ fn collect(path: &Path, depth: usize, entries: &mut Vec<Entry>) {
             Code::SymlinkNotFollowed,
             format!(
                 "symbolic link to `{}` was not followed, so its target was not checked",
-                target.escape_debug()
+                quote(&target)
             ),
         )
         .with_hint("scan the link's target directly");

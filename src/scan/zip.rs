@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::io::{self, BufRead, Read, Write};
 
-use crate::finding::{Code, Finding};
+use crate::finding::{quote, Code, Finding};
 use crate::scan::source::ReadAt;
 
 /// Bounds on what [`list`] accepts.
@@ -260,20 +260,6 @@ impl Sink {
         }
         self.findings
     }
-}
-
-/// An untrusted name made safe to show: control characters escaped, length capped.
-pub(crate) fn shown(name: &str) -> String {
-    const MAX_SHOWN: usize = 200;
-    let mut out: String = name
-        .chars()
-        .take(MAX_SHOWN)
-        .flat_map(char::escape_debug)
-        .collect();
-    if name.chars().nth(MAX_SHOWN).is_some() {
-        out.push_str("...");
-    }
-    out
 }
 
 /// Why an archive path is unsafe to extract or resolve, if it is.
@@ -646,7 +632,7 @@ fn walk_directory(
             sink.push(
                 malformed(format!(
                     "duplicate member name `{}` (entries {first} and {index}): loaders disagree on which one they read (reported as archive-malformed)",
-                    shown(&name)
+                    quote(&name)
                 ))
                 .at(name.clone()),
             );
@@ -655,7 +641,7 @@ fn walk_directory(
             sink.push(
                 malformed(format!(
                     "member `{}` has an impossible offset",
-                    shown(&name)
+                    quote(&name)
                 ))
                 .at(name),
             );
@@ -726,7 +712,7 @@ fn parse_central<'a>(
         name: name.to_vec(),
         zip64: false,
     };
-    let shown_name = shown(&String::from_utf8_lossy(name));
+    let shown_name = quote(&String::from_utf8_lossy(name));
     match zip64_extra(extra) {
         Err(()) => sink.push(
             malformed(format!("member `{shown_name}` has a corrupt extra field"))
@@ -791,7 +777,7 @@ fn zip64_extra(mut extra: &[u8]) -> Result<Option<&[u8]>, ()> {
 }
 
 fn check_central(entry: &CentralEntry, name: &str, limits: &ZipLimits, sink: &mut Sink) {
-    let shown_name = shown(name);
+    let shown_name = quote(name);
     if entry.flags & ENCRYPTION_FLAGS != 0 {
         sink.push(
             Finding::new(
@@ -868,7 +854,7 @@ fn check_local(
     let size = source.size();
     let start = member.local_header_offset;
     let name = member.name.clone();
-    let shown_name = shown(&name);
+    let shown_name = quote(&name);
     let Some(fixed_end) = start.checked_add(LOCAL_LEN).filter(|end| *end <= size) else {
         sink.push(
             malformed(format!(
@@ -920,7 +906,7 @@ fn check_local(
     let extra = extra.get(..extra_len as usize).unwrap_or_default();
 
     if local_name != entry.name.as_slice() {
-        let local_shown = shown(&String::from_utf8_lossy(local_name));
+        let local_shown = quote(&String::from_utf8_lossy(local_name));
         sink.push(
             Finding::new(
                 Code::ArchiveHeaderMismatch,
@@ -1083,7 +1069,7 @@ fn check_tiling(
     let describe = |owner: Owner| match owner {
         Owner::Member(index) => members.get(index).map_or_else(
             || "a member".to_owned(),
-            |m| format!("member `{}`", shown(&m.name)),
+            |m| format!("member `{}`", quote(&m.name)),
         ),
         Owner::Directory => "the central directory".to_owned(),
         Owner::EndRecords => "the end records".to_owned(),
@@ -1175,7 +1161,7 @@ fn extract(
 ) -> Result<MemberBytes, ZipError> {
     let mut result = MemberBytes::default();
     let name = member.name.as_str();
-    let shown_name = shown(name);
+    let shown_name = quote(name);
     let Some(data_end) = member
         .data_offset
         .checked_add(member.compressed_size)

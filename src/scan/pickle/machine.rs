@@ -16,8 +16,8 @@ use std::time::Instant;
 use memchr::memchr;
 
 use super::allowlist::classify_qualified;
-use super::{escape, End, Global, ImportedGlobal, PickleLimits, Via, MAX_NESTING_CAP};
-use crate::finding::{Code, Finding};
+use super::{End, Global, ImportedGlobal, PickleLimits, Via, MAX_NESTING_CAP};
+use crate::finding::{quote, Code, Finding};
 
 /// The highest protocol CPython knows; PROTO with a larger argument is an error.
 const HIGHEST_PROTOCOL: u8 = 5;
@@ -1331,7 +1331,7 @@ pub(super) fn is_dotted_identifier(text: &str) -> bool {
 }
 
 fn show(line: &[u8]) -> String {
-    escape(&String::from_utf8_lossy(line))
+    quote(&String::from_utf8_lossy(line))
 }
 
 /// INT and LONG arguments as CPython's `strtol`/`PyLong_FromString(s, NULL, 0)` read them.

@@ -25,7 +25,7 @@ mod machine;
 
 use std::time::Instant;
 
-use crate::finding::{Code, Finding};
+use crate::finding::{quote, Code, Finding};
 
 pub use allowlist::{classify, lookup, Allowed, TENSOR_ONLY};
 
@@ -228,7 +228,7 @@ fn dangerous_finding(imported: &ImportedGlobal) -> Finding {
     let resolved = if written == qualified {
         String::new()
     } else {
-        format!(" (`{}` in Python 3)", escape(&qualified))
+        format!(" (`{}` in Python 3)", quote(&qualified))
     };
     // `global` carries the name as the file spells it; the message also gives what it
     // resolves to, so both spellings can be searched for.
@@ -236,33 +236,11 @@ fn dangerous_finding(imported: &ImportedGlobal) -> Finding {
         Code::PickleDangerousGlobal,
         format!(
             "imports `{}`{resolved}, which is not on the tensor-only allowlist{how}",
-            escape(&written)
+            quote(&written)
         ),
     )
     .with_global(written)
     .at(format!("@{}", imported.offset))
-}
-
-/// Makes an untrusted string safe to show between backticks: control characters, bidi
-/// overrides and backticks are escaped, and very long values are shortened.
-pub(crate) fn escape(text: &str) -> String {
-    const MAX_CHARS: usize = 200;
-    let mut out = String::new();
-    for (count, c) in text.chars().enumerate() {
-        if count == MAX_CHARS {
-            out.push('…');
-            break;
-        }
-        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-        if c == '`' {
-            out.push_str("\\`");
-        } else if c.is_control() || bidi {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
