@@ -38,7 +38,7 @@
 //!   `error` (could not be checked; `error` holds the reason). The overall verdict is the worst.
 //! - `format`: detected from content: `pickle`, `joblib`, `torch-zip`, `torch-tar`, `npy`,
 //!   `npz`, `safetensors`, `gguf`, `onnx`, `keras`, `hdf5`, `zip`, `tar`, `gzip`, `zlib`,
-//!   `bzip2`, `xz`, `json`, `text`, `empty`, `unsupported`, `unknown`, `symlink`, `special`.
+//!   `bzip2`, `xz`, `lzma`, `json`, `text`, `empty`, `unsupported`, `unknown`, `symlink`, `special`.
 //! - `findings[]`: `code` (stable kebab-case, see `modelvet explain` / [`crate::finding::Code`]),
 //!   `severity` (`info`, `warning`, `error`, `critical`), `message` (human text, may quote file
 //!   content), and optional `location` (container member path and/or `@byte-offset`), `global`

@@ -19,6 +19,8 @@ pub enum Compression {
     Zlib,
     Bzip2,
     Xz,
+    /// The legacy `.lzma` ("LZMA alone") format, which joblib's `compress="lzma"` writes.
+    Lzma,
 }
 
 impl Compression {
@@ -28,6 +30,7 @@ impl Compression {
             Compression::Zlib => "zlib",
             Compression::Bzip2 => "bzip2",
             Compression::Xz => "xz",
+            Compression::Lzma => "lzma",
         }
     }
 }
@@ -43,6 +46,9 @@ pub fn sniff(head: &[u8]) -> Option<Compression> {
             Some(Compression::Bzip2)
         }
         [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Some(Compression::Xz),
+        // LZMA alone: the usual properties byte (lc=3, lp=0, pb=2) and a dictionary size of at
+        // least 64 KiB, as every encoder writes by default.
+        [0x5d, 0x00, 0x00, _, _, _, _, _, _, _, _, _, _, ..] => Some(Compression::Lzma),
         // zlib: deflate with a window of at most 32 KiB, no preset dictionary, and the header
         // checksum that makes CMF:FLG a multiple of 31 (RFC 1950).
         [cmf, flg, ..]
@@ -65,7 +71,6 @@ pub fn sniff_unsupported(head: &[u8]) -> Option<&'static str> {
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Some("zstd"),
         [b'R', b'a', b'r', b'!', 0x1a, 0x07, ..] => Some("rar"),
         [0x04, 0x22, 0x4d, 0x18, ..] => Some("lz4"),
-        [0x5d, 0x00, 0x00, _, _, _, _, _, _, _, _, _, _, ..] => Some("lzma"),
         [b'M', b'S', b'C', b'F', 0, 0, 0, 0, ..] => Some("cab"),
         _ => None,
     }
@@ -93,6 +98,11 @@ pub fn inflate(kind: Compression, compressed: &[u8], limit: u64) -> Inflated {
         Compression::Xz => {
             let mut input = compressed;
             lzma_rs::xz_decompress(&mut input, &mut sink)
+                .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))
+        }
+        Compression::Lzma => {
+            let mut input = compressed;
+            lzma_rs::lzma_decompress(&mut input, &mut sink)
                 .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))
         }
     };
@@ -230,6 +240,11 @@ mod tests {
         lzma_rs::xz_compress(&mut &plain[..], &mut xz).unwrap();
         assert_eq!(sniff(&xz), Some(Compression::Xz));
         assert_eq!(inflate(Compression::Xz, &xz, 1 << 20).bytes, plain);
+
+        let mut lzma = Vec::new();
+        lzma_rs::lzma_compress(&mut &plain[..], &mut lzma).unwrap();
+        assert_eq!(sniff(&lzma), Some(Compression::Lzma));
+        assert_eq!(inflate(Compression::Lzma, &lzma, 1 << 20).bytes, plain);
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub enum Format {
     Zlib,
     Bzip2,
     Xz,
+    Lzma,
     Json,
     Text,
     Empty,
@@ -82,6 +83,7 @@ impl Format {
             Format::Zlib => "zlib",
             Format::Bzip2 => "bzip2",
             Format::Xz => "xz",
+            Format::Lzma => "lzma",
             Format::Json => "json",
             Format::Text => "text",
             Format::Empty => "empty",
@@ -349,6 +351,7 @@ impl Inspector<'_> {
             compressed::Compression::Zlib => Format::Zlib,
             compressed::Compression::Bzip2 => Format::Bzip2,
             compressed::Compression::Xz => Format::Xz,
+            compressed::Compression::Lzma => Format::Lzma,
         };
         if let Some(scanned) = self.depth_exceeded(format, depth) {
             return Ok(Some(scanned));
@@ -685,6 +688,7 @@ fn extension_mismatch(name: &str, format: Format) -> Option<Finding> {
             Format::Zlib,
             Format::Bzip2,
             Format::Xz,
+            Format::Lzma,
         ],
         "keras" => &[Format::Keras],
         "h5" | "hdf5" => &[Format::Hdf5],
@@ -695,6 +699,7 @@ fn extension_mismatch(name: &str, format: Format) -> Option<Finding> {
         "gz" => &[Format::Gzip],
         "bz2" => &[Format::Bzip2],
         "xz" => &[Format::Xz],
+        "lzma" => &[Format::Lzma],
         _ => return None,
     };
     (!fits.contains(&format)).then(|| {
