@@ -125,6 +125,9 @@ codes! {
     PolyglotFile = "polyglot-file", Critical;
     /// A GGUF file is malformed (header, metadata, tensor infos, alignment, offsets).
     GgufInvalid = "gguf-invalid", Error;
+    /// A chat template reaches Python internals (`__globals__`, `__subclasses__`...), the
+    /// server-side template injection that runs code in loaders rendering it unsandboxed.
+    ChatTemplateInjection = "chat-template-injection", Critical;
     /// An ONNX model cannot be parsed as a ModelProto.
     OnnxInvalid = "onnx-invalid", Error;
     /// An ONNX tensor refers to external data outside the model's directory.

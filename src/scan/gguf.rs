@@ -339,6 +339,13 @@ impl<'a> Parser<'a> {
                     format!("`general.alignment` has type {vtype}, not uint32"),
                 ),
             },
+            _ if key.starts_with(b"tokenizer.chat_template") => {
+                if let Value::Str(template) = value {
+                    if let Some(finding) = super::template::check(template) {
+                        self.findings.push(finding.at(format!("@{at}")));
+                    }
+                }
+            }
             b"general.architecture" => match value {
                 Value::Str(s) => *architecture = Some(s.to_owned()),
                 _ => self.invalid(

@@ -16,6 +16,7 @@ pub mod pickle;
 pub mod safetensors;
 pub mod source;
 pub mod tar;
+pub mod template;
 mod walk;
 pub mod zip;
 
