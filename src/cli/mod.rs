@@ -1,6 +1,7 @@
 //! Command-line definitions (clap) and dispatch to one file per subcommand. Only the binary
 //! knows clap; the library receives plain option values.
 
+mod explain;
 mod scan;
 
 use std::io::{self, IsTerminal, Write};
@@ -24,6 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Scan(scan::ScanArgs),
+    Explain(explain::ExplainArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     };
     match cli.command {
         Command::Scan(args) => scan::run(args, color),
+        Command::Explain(args) => explain::run(args),
     }
 }
 

@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+mod explain;
 mod robustness;
 mod scan;
 mod support;
