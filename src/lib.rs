@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod finding;
+pub mod manifest;
 pub mod policy;
 pub mod report;
 pub mod scan;

@@ -1,0 +1,3 @@
+//! Manifests (placeholder while the manifest module is written).
+
+pub mod time;
