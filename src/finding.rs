@@ -137,6 +137,46 @@ codes! {
     /// A Keras model archive or config is malformed.
     KerasMalformed = "keras-malformed", Error;
 
+    // Signatures and trust.
+    /// Fewer distinct trusted keys signed than the trust policy's threshold.
+    SignatureThresholdNotMet = "signature-threshold-not-met", Error;
+    /// A signature does not verify against the key it names.
+    SignatureInvalid = "signature-invalid", Warning;
+    /// A signature names a key that the trust policy does not hold; it does not count.
+    SignatureUnknownKey = "signature-unknown-key", Info;
+    /// A signature is by a trusted key whose validity has expired; it does not count.
+    SignatureKeyExpired = "signature-key-expired", Warning;
+    /// The signed payload is not byte-for-byte the file being verified.
+    SignaturePayloadMismatch = "signature-payload-mismatch", Error;
+    /// The envelope's payload type is not the one expected for this kind of file.
+    SignaturePayloadType = "signature-payload-type", Error;
+    /// A new trust policy does not increase the version of the current one.
+    TrustRollback = "trust-rollback", Error;
+
+    // Manifests and verification.
+    /// The manifest does not parse or breaks a rule (unknown field, unsafe or duplicate path).
+    ManifestInvalid = "manifest-invalid", Error;
+    /// The manifest's `expires` time has passed.
+    ManifestExpired = "manifest-expired", Error;
+    /// The manifest's version is lower than one already verified for the same name.
+    ManifestRollback = "manifest-rollback", Error;
+    /// The manifest reuses a verified version number with different bytes.
+    ManifestVersionReused = "manifest-version-reused", Error;
+    /// A file the manifest lists is not in the directory.
+    FileMissing = "file-missing", Error;
+    /// The directory holds a file the manifest does not list.
+    FileUnexpected = "file-unexpected", Error;
+    /// A listed path is a symbolic link, directory or special file, not a regular file.
+    FileNotRegular = "file-not-regular", Error;
+    /// A file's size differs from the manifest's.
+    SizeMismatch = "size-mismatch", Error;
+    /// A file's SHA-256 differs from the manifest's.
+    DigestMismatch = "digest-mismatch", Error;
+    /// One chunk of a file has a SHA-256 that differs from the manifest's chunk digest.
+    ChunkDigestMismatch = "chunk-digest-mismatch", Error;
+    /// A file's content is not the format the manifest declares for it.
+    FormatMismatch = "format-mismatch", Error;
+
     // General.
     /// The content is not a format modelvet recognises.
     UnknownFormat = "unknown-format", Warning;
