@@ -219,6 +219,12 @@ pub struct Finding {
     /// What the user can do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// For mismatches: the value the manifest or signature promised (`sha256:…`, a size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// For mismatches: the value computed from the bytes on disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub computed: Option<String>,
 }
 
 impl Finding {
@@ -231,7 +237,20 @@ impl Finding {
             location: None,
             global: None,
             hint: None,
+            expected: None,
+            computed: None,
         }
+    }
+
+    /// Records the promised and the computed value of a mismatch.
+    pub fn with_mismatch(
+        mut self,
+        expected: impl Into<String>,
+        computed: impl Into<String>,
+    ) -> Self {
+        self.expected = Some(expected.into());
+        self.computed = Some(computed.into());
+        self
     }
 
     pub fn with_severity(mut self, severity: Severity) -> Self {

@@ -55,6 +55,20 @@ pub fn render(report: &Report, color: Color, out: &mut dyn Write) -> io::Result<
                 write!(out, " (at {})", escape_terminal(location))?;
             }
             writeln!(out)?;
+            if let Some(expected) = &finding.expected {
+                writeln!(
+                    out,
+                    "                  expected: {}",
+                    escape_terminal(expected)
+                )?;
+            }
+            if let Some(computed) = &finding.computed {
+                writeln!(
+                    out,
+                    "                  computed: {}",
+                    escape_terminal(computed)
+                )?;
+            }
             if let Some(hint) = &finding.hint {
                 writeln!(out, "                  hint: {}", escape_terminal(hint))?;
             }

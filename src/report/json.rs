@@ -37,12 +37,13 @@
 //! - `verdict`, per file and overall: `accept`, `warn` (accepted with warnings), `reject`,
 //!   `error` (could not be checked; `error` holds the reason). The overall verdict is the worst.
 //! - `format`: detected from content: `pickle`, `joblib`, `torch-zip`, `torch-tar`, `npy`,
-//!   `npz`, `safetensors`, `gguf`, `onnx`, `keras`, `hdf5`, `zip`, `tar`, `gzip`, `zlib`,
+//!   `npz`, `safetensors`, `gguf`, `onnx`, `keras`, `hdf5`, `wasm`, `zip`, `tar`, `gzip`, `zlib`,
 //!   `bzip2`, `xz`, `lzma`, `json`, `text`, `empty`, `unsupported`, `unknown`, `symlink`, `special`.
 //! - `findings[]`: `code` (stable kebab-case, see `modelvet explain` / [`crate::finding::Code`]),
 //!   `severity` (`info`, `warning`, `error`, `critical`), `message` (human text, may quote file
 //!   content), and optional `location` (container member path and/or `@byte-offset`), `global`
-//!   (for pickle globals, `module.name`), `hint`.
+//!   (for pickle globals, `module.name` as the file spells it), `hint`, and for mismatches
+//!   `expected` / `computed` (`sha256:<hex>` digests, byte sizes).
 //!
 //! Exit codes go with it: 0 when the overall verdict is `accept` or `warn`, 1 for `reject`,
 //! 2 for `error` or a usage error.

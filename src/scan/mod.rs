@@ -48,6 +48,7 @@ pub enum Format {
     Onnx,
     Keras,
     Hdf5,
+    Wasm,
     Zip,
     Tar,
     Gzip,
@@ -78,6 +79,7 @@ impl Format {
             Format::Onnx => "onnx",
             Format::Keras => "keras",
             Format::Hdf5 => "hdf5",
+            Format::Wasm => "wasm",
             Format::Zip => "zip",
             Format::Tar => "tar",
             Format::Gzip => "gzip",
@@ -199,6 +201,9 @@ impl Scanned {
     }
 }
 
+/// A WebAssembly core module, version 1.
+const WASM_MAGIC: &[u8; 8] = b"\0asm\x01\0\0\0";
+
 /// How many bytes are looked at to recognise a format.
 const HEAD_LEN: u64 = 4096;
 
@@ -228,6 +233,11 @@ impl Inspector<'_> {
         }
         if head.starts_with(keras::HDF5_MAGIC) {
             return Ok(Scanned::new(Format::Hdf5, keras::check_hdf5(source)?));
+        }
+        if head.starts_with(WASM_MAGIC) {
+            // Plugins are validated where they run (the sandbox compiles them from these
+            // bytes); a WebAssembly module loads no code into the host by itself.
+            return Ok(Scanned::new(Format::Wasm, Vec::new()));
         }
         if safetensors::looks_like_safetensors(&head, size) {
             return self.safetensors(source, &head, depth);
@@ -693,6 +703,7 @@ fn extension_mismatch(name: &str, format: Format) -> Option<Finding> {
         ],
         "keras" => &[Format::Keras],
         "h5" | "hdf5" => &[Format::Hdf5],
+        "wasm" => &[Format::Wasm],
         "json" => &[Format::Json, Format::Empty],
         "txt" | "md" => &[Format::Text, Format::Json, Format::Empty],
         "zip" => &[Format::Zip, Format::TorchZip, Format::Npz, Format::Keras],
