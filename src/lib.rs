@@ -16,3 +16,4 @@ pub mod manifest;
 pub mod policy;
 pub mod report;
 pub mod scan;
+pub mod trust;
