@@ -5,15 +5,21 @@
 //!
 //! ```text
 //! finding   coded findings shared by every checker
+//! digest    streaming, parallel SHA-256; the Sha256 newtype
+//! manifest  manifest types, strict parsing, safe relative paths, timestamps; no I/O
+//! trust     keys, DSSE envelopes, trust policies and thresholds, rollback state
 //! scan      format sniffing by content; one module per format; findings, never verdicts
+//! verify    signature -> manifest -> expiry -> rollback -> files -> digests -> scan
 //! policy    pure function: findings + options -> verdict
 //! report    the report data model and its renderers (human, json)
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod digest;
 pub mod finding;
 pub mod manifest;
 pub mod policy;
 pub mod report;
 pub mod scan;
 pub mod trust;
+pub mod verify;

@@ -2,7 +2,13 @@
 //! knows clap; the library receives plain option values.
 
 mod explain;
+mod key;
+mod manifest;
+mod progress;
 mod scan;
+mod sign;
+mod trust;
+mod verify;
 
 use std::io::{self, IsTerminal, Write};
 
@@ -25,6 +31,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Scan(scan::ScanArgs),
+    Verify(verify::VerifyArgs),
+    Manifest(manifest::ManifestArgs),
+    Sign(sign::SignArgs),
+    Key(key::KeyArgs),
+    Trust(trust::TrustArgs),
     Explain(explain::ExplainArgs),
 }
 
@@ -60,6 +71,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     };
     match cli.command {
         Command::Scan(args) => scan::run(args, color),
+        Command::Verify(args) => verify::run(args, color),
+        Command::Manifest(args) => manifest::run(args),
+        Command::Sign(args) => sign::run(args),
+        Command::Key(args) => key::run(args),
+        Command::Trust(args) => trust::run(args),
         Command::Explain(args) => explain::run(args),
     }
 }
@@ -81,4 +97,34 @@ pub fn write_stdout(render: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> an
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
     }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
+/// that `path` holds either its old content or the whole new content, never a part.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => std::path::Path::new("."),
+    };
+    let mut temporary = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("could not create a temporary file in `{}`", dir.display()))?;
+    temporary
+        .write_all(bytes)
+        .and_then(|()| temporary.as_file().sync_all())
+        .with_context(|| format!("could not write `{}`", path.display()))?;
+    // Manifests, signatures and trust policies are public documents: readable by all, as a
+    // plain write would leave them (the temporary file starts out private).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        temporary
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("could not write `{}`", path.display()))?;
+    }
+    temporary
+        .persist(path)
+        .with_context(|| format!("could not write `{}`", path.display()))?;
+    Ok(())
 }

@@ -1,3 +1,1182 @@
-//! Manifests (placeholder while the manifest module is written).
+//! Manifests: the JSON document (`modelvet.manifest/v1`) that lists every file of a model
+//! directory with its size and SHA-256, parsed strictly into [`Manifest`].
+//!
+//! This module owns the manifest's types, its parsing and every rule a manifest must obey
+//! (schema, name, version, times, path safety, order, duplicates, collisions, chunk digests,
+//! bounds), so that a [`Manifest`] value is valid by construction and no file is touched
+//! before the whole document has been checked. It does no file or network I/O and does not
+//! check signatures, expiry against the clock or rollback (`trust`, `verify`), nor compare
+//! digests with files on disk (that is verification). Unknown fields are refused everywhere,
+//! and so are duplicate keys (serde's derive refuses a struct field seen twice).
+//!
+//! The JSON Schema in `manifests/schema/manifest.v1.json` mirrors these rules; a unit test keeps
+//! its property names equal to the fields accepted here.
 
+pub mod path;
 pub mod time;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::digest::Sha256;
+use path::quote;
+pub use path::{PathError, PathRule, SafePath};
+use time::{Timestamp, TimestampError};
+
+/// The value of the `schema` field.
+pub const SCHEMA: &str = "modelvet.manifest/v1";
+/// Largest manifest accepted, in bytes.
+pub const MAX_MANIFEST_BYTES: usize = 64 << 20;
+/// Most files one manifest may list.
+pub const MAX_FILES: usize = 100_000;
+/// Longest `name`, in characters (all ASCII).
+pub const MAX_NAME_CHARS: usize = 128;
+/// Most `urls` one file may list.
+pub const MAX_URLS: usize = 16;
+/// Longest URL, in bytes.
+pub const MAX_URL_BYTES: usize = 8192;
+/// Longest annotation value, in bytes.
+pub const MAX_ANNOTATION_BYTES: usize = 64 << 10;
+/// Smallest and largest `chunks.chunk_size` (both powers of two).
+pub const MIN_CHUNK_SIZE: u64 = 1 << 20;
+pub const MAX_CHUNK_SIZE: u64 = 1 << 30;
+
+/// What a file claims to be; the scanner checks the claim against the content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeclaredFormat {
+    Safetensors,
+    Gguf,
+    Onnx,
+    Npy,
+    Json,
+    Text,
+    Wasm,
+    Opaque,
+}
+
+/// SHA-256 digests of every `chunk_size` piece of a file, the last piece possibly shorter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Chunks {
+    pub chunk_size: u64,
+    pub sha256: Vec<Sha256>,
+}
+
+/// One file of the model directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManifestFile {
+    pub path: SafePath,
+    pub size: u64,
+    pub sha256: Sha256,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<DeclaredFormat>,
+    /// Where `fetch` may download the file from (checked there, not here).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<Chunks>,
+}
+
+/// Free-text facts about the model, shown to users; no other keys are allowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Annotations {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub license: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub source_repository: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub source_revision: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub intended_use: Option<String>,
+}
+
+/// A parsed manifest that obeys every rule; `files` is sorted by path bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub name: String,
+    /// At least 1; increases with every release of the same name.
+    pub version: u64,
+    pub issued_at: Timestamp,
+    pub expires: Timestamp,
+    pub files: Vec<ManifestFile>,
+    pub annotations: Annotations,
+}
+
+/// Why bytes are not a valid manifest. `index` is a position in `files`, from 0.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    #[error("manifest is {size} bytes, more than the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("manifest is not valid JSON of the expected shape: {message}")]
+    Json {
+        /// serde_json's message (with its line and column), control characters escaped.
+        message: String,
+        line: usize,
+        column: usize,
+    },
+    #[error("unsupported manifest schema `{}`, expected `{SCHEMA}`", quote(found))]
+    Schema { found: String },
+    #[error("invalid manifest name `{}`: {reason}", quote(name))]
+    Name { name: String, reason: &'static str },
+    #[error("manifest version must be at least 1, found {version}")]
+    Version { version: u64 },
+    #[error("invalid `{field}`: {error}")]
+    Timestamp {
+        field: &'static str,
+        error: TimestampError,
+    },
+    #[error("`expires` ({expires}) is not after `issued_at` ({issued_at})")]
+    ExpiresBeforeIssued {
+        issued_at: Timestamp,
+        expires: Timestamp,
+    },
+    #[error("annotation `{key}` is {bytes} bytes long, more than the limit of {limit}")]
+    AnnotationTooLong {
+        key: &'static str,
+        bytes: usize,
+        limit: usize,
+    },
+    #[error("the manifest lists no files")]
+    NoFiles,
+    #[error("the manifest lists {count} files, more than the limit of {limit}")]
+    TooManyFiles { count: usize, limit: usize },
+    #[error("file {index}: {error}")]
+    Path { index: usize, error: PathError },
+    #[error("file {index} `{}`: {error}", quote(path))]
+    Sha256 {
+        index: usize,
+        path: String,
+        error: crate::digest::Sha256ParseError,
+    },
+    #[error(
+        "files are not sorted by path: `{}` (file {index}) comes after `{}`",
+        quote(path),
+        quote(previous)
+    )]
+    Unsorted {
+        index: usize,
+        path: String,
+        previous: String,
+    },
+    #[error("file {index}: `{}` is listed twice", quote(path))]
+    Duplicate { index: usize, path: String },
+    #[error(
+        "file {index}: `{}` and `{}` differ only in case and collide on case-insensitive file systems",
+        quote(path),
+        quote(other)
+    )]
+    CaseCollision {
+        index: usize,
+        path: String,
+        other: String,
+    },
+    #[error(
+        "file {index}: `{}` is a file but also a directory of `{}`",
+        quote(path),
+        quote(descendant)
+    )]
+    DirectoryPrefix {
+        index: usize,
+        path: String,
+        descendant: String,
+    },
+    #[error(
+        "file {index} `{}`: chunk size {chunk_size} is not a power of two from {MIN_CHUNK_SIZE} to {MAX_CHUNK_SIZE}",
+        quote(path)
+    )]
+    ChunkSize {
+        index: usize,
+        path: String,
+        chunk_size: u64,
+    },
+    #[error(
+        "file {index} `{}`: {found} chunk digests, expected {expected} for {size} bytes in chunks of {chunk_size}",
+        quote(path)
+    )]
+    ChunkCount {
+        index: usize,
+        path: String,
+        size: u64,
+        chunk_size: u64,
+        expected: u64,
+        found: usize,
+    },
+    #[error(
+        "file {index} `{}`: {count} urls, more than the limit of {limit}",
+        quote(path)
+    )]
+    TooManyUrls {
+        index: usize,
+        path: String,
+        count: usize,
+        limit: usize,
+    },
+    #[error("file {index} `{}`: url `{}` {reason}", quote(path), quote(url))]
+    Url {
+        index: usize,
+        path: String,
+        url: String,
+        reason: &'static str,
+    },
+}
+
+impl Manifest {
+    /// Parse and check a manifest; every rule is checked before anything else can use it.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_MANIFEST_BYTES,
+            });
+        }
+        let raw: RawManifest =
+            serde_json::from_slice(bytes).map_err(|error| ManifestError::Json {
+                message: quote_all(&error.to_string()),
+                line: error.line(),
+                column: error.column(),
+            })?;
+        if raw.schema != SCHEMA {
+            return Err(ManifestError::Schema { found: raw.schema });
+        }
+        check_name(&raw.name)?;
+        if raw.version == 0 {
+            return Err(ManifestError::Version {
+                version: raw.version,
+            });
+        }
+        let timestamp = |field, text: &str| {
+            text.parse::<Timestamp>()
+                .map_err(|error| ManifestError::Timestamp { field, error })
+        };
+        let issued_at = timestamp("issued_at", &raw.issued_at)?;
+        let expires = timestamp("expires", &raw.expires)?;
+        if expires <= issued_at {
+            return Err(ManifestError::ExpiresBeforeIssued { issued_at, expires });
+        }
+        check_annotations(&raw.annotations)?;
+        if raw.files.total > MAX_FILES {
+            return Err(ManifestError::TooManyFiles {
+                count: raw.files.total,
+                limit: MAX_FILES,
+            });
+        }
+        if raw.files.items.is_empty() {
+            return Err(ManifestError::NoFiles);
+        }
+        let mut files: Vec<ManifestFile> = Vec::with_capacity(raw.files.items.len());
+        for (index, raw_file) in raw.files.items.into_iter().enumerate() {
+            let file = check_file(index, raw_file)?;
+            if let Some(previous) = files.last() {
+                if file.path == previous.path {
+                    return Err(ManifestError::Duplicate {
+                        index,
+                        path: file.path.to_string(),
+                    });
+                }
+                if file.path < previous.path {
+                    return Err(ManifestError::Unsorted {
+                        index,
+                        path: file.path.to_string(),
+                        previous: previous.path.to_string(),
+                    });
+                }
+            }
+            files.push(file);
+        }
+        check_collisions(&files)?;
+        Ok(Manifest {
+            name: raw.name,
+            version: raw.version,
+            issued_at,
+            expires,
+            files,
+            annotations: raw.annotations,
+        })
+    }
+
+    /// Deterministic pretty JSON (two-space indent, fixed key order, files sorted by path,
+    /// absent options left out), ending in a newline. `parse(&m.to_json())` gives back `m`.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut files: Vec<&ManifestFile> = self.files.iter().collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let out = ManifestOut {
+            schema: SCHEMA,
+            name: &self.name,
+            version: self.version,
+            issued_at: self.issued_at,
+            expires: self.expires,
+            files,
+            annotations: &self.annotations,
+        };
+        // Serialising these types cannot fail: every map key is a string and no Serialize
+        // impl here returns an error.
+        let mut json = serde_json::to_vec_pretty(&out).unwrap_or_default();
+        json.push(b'\n');
+        json
+    }
+
+    /// The entry for `path`, found by binary search over the sorted `files`.
+    pub fn file(&self, path: &str) -> Option<&ManifestFile> {
+        self.files
+            .binary_search_by(|file| file.path.as_str().cmp(path))
+            .ok()
+            .and_then(|index| self.files.get(index))
+    }
+}
+
+impl DeclaredFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeclaredFormat::Safetensors => "safetensors",
+            DeclaredFormat::Gguf => "gguf",
+            DeclaredFormat::Onnx => "onnx",
+            DeclaredFormat::Npy => "npy",
+            DeclaredFormat::Json => "json",
+            DeclaredFormat::Text => "text",
+            DeclaredFormat::Wasm => "wasm",
+            DeclaredFormat::Opaque => "opaque",
+        }
+    }
+}
+
+impl fmt::Display for DeclaredFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The document as JSON spells it, before the rules that serde cannot express.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    schema: String,
+    name: String,
+    version: u64,
+    issued_at: String,
+    expires: String,
+    files: Bounded<RawFile, MAX_FILES>,
+    #[serde(default)]
+    annotations: Annotations,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    path: String,
+    size: u64,
+    sha256: String,
+    #[serde(default, deserialize_with = "present")]
+    format: Option<DeclaredFormat>,
+    #[serde(default)]
+    urls: Bounded<String, MAX_URLS>,
+    #[serde(default, deserialize_with = "present")]
+    chunks: Option<RawChunks>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChunks {
+    chunk_size: u64,
+    sha256: Vec<Sha256>,
+}
+
+#[derive(Serialize)]
+struct ManifestOut<'a> {
+    schema: &'static str,
+    name: &'a str,
+    version: u64,
+    issued_at: Timestamp,
+    expires: Timestamp,
+    files: Vec<&'a ManifestFile>,
+    annotations: &'a Annotations,
+}
+
+/// A JSON array of which at most `N` elements are kept; the rest are skipped without being
+/// stored (`IgnoredAny`) and only counted, so a huge array costs no memory and the caller can
+/// still report how long it was.
+struct Bounded<T, const N: usize> {
+    items: Vec<T>,
+    total: usize,
+}
+
+impl<T, const N: usize> Default for Bounded<T, N> {
+    fn default() -> Self {
+        Bounded {
+            items: Vec::new(),
+            total: 0,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Bounded<T, N> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BoundedVisitor<T, const N: usize>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for BoundedVisitor<T, N> {
+            type Value = Bounded<T, N>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut bounded = Bounded::default();
+                loop {
+                    if bounded.items.len() < N {
+                        match seq.next_element::<T>()? {
+                            Some(item) => bounded.items.push(item),
+                            None => break,
+                        }
+                    } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                        break;
+                    }
+                    bounded.total = bounded.total.saturating_add(1);
+                }
+                Ok(bounded)
+            }
+        }
+
+        deserializer.deserialize_seq(BoundedVisitor::<T, N>(PhantomData))
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ManifestError> {
+    let fail = |reason| ManifestError::Name {
+        name: name.to_owned(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(fail("the name is empty"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'))
+    {
+        return Err(fail(
+            "only ASCII letters, digits, `.`, `_`, `/` and `-` are allowed",
+        ));
+    }
+    if name.len() > MAX_NAME_CHARS {
+        return Err(fail("the name is longer than 128 characters"));
+    }
+    if name.starts_with('.') || name.starts_with('/') {
+        return Err(fail("the name starts with `.` or `/`"));
+    }
+    Ok(())
+}
+
+fn check_annotations(annotations: &Annotations) -> Result<(), ManifestError> {
+    for (key, value) in [
+        ("license", &annotations.license),
+        ("source_repository", &annotations.source_repository),
+        ("source_revision", &annotations.source_revision),
+        ("intended_use", &annotations.intended_use),
+    ] {
+        let bytes = value.as_ref().map_or(0, String::len);
+        if bytes > MAX_ANNOTATION_BYTES {
+            return Err(ManifestError::AnnotationTooLong {
+                key,
+                bytes,
+                limit: MAX_ANNOTATION_BYTES,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Rules of one file entry on its own.
+fn check_file(index: usize, raw: RawFile) -> Result<ManifestFile, ManifestError> {
+    let path =
+        SafePath::try_from(raw.path).map_err(|error| ManifestError::Path { index, error })?;
+    let sha256 = raw
+        .sha256
+        .parse::<Sha256>()
+        .map_err(|error| ManifestError::Sha256 {
+            index,
+            path: path.to_string(),
+            error,
+        })?;
+    if raw.urls.total > MAX_URLS {
+        return Err(ManifestError::TooManyUrls {
+            index,
+            path: path.to_string(),
+            count: raw.urls.total,
+            limit: MAX_URLS,
+        });
+    }
+    for url in &raw.urls.items {
+        let reason = if url.is_empty() {
+            Some("is empty")
+        } else if url.len() > MAX_URL_BYTES {
+            Some("is longer than 8192 bytes")
+        } else if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            Some("contains whitespace or a control character")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(ManifestError::Url {
+                index,
+                path: path.to_string(),
+                url: url.clone(),
+                reason,
+            });
+        }
+    }
+    let chunks = match raw.chunks {
+        None => None,
+        Some(chunks) => {
+            let chunk_size = chunks.chunk_size;
+            if !chunk_size.is_power_of_two()
+                || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size)
+            {
+                return Err(ManifestError::ChunkSize {
+                    index,
+                    path: path.to_string(),
+                    chunk_size,
+                });
+            }
+            let expected = raw.size.div_ceil(chunk_size);
+            if u64::try_from(chunks.sha256.len()).ok() != Some(expected) {
+                return Err(ManifestError::ChunkCount {
+                    index,
+                    path: path.to_string(),
+                    size: raw.size,
+                    chunk_size,
+                    expected,
+                    found: chunks.sha256.len(),
+                });
+            }
+            Some(Chunks {
+                chunk_size,
+                sha256: chunks.sha256,
+            })
+        }
+    };
+    Ok(ManifestFile {
+        path,
+        size: raw.size,
+        sha256,
+        format: raw.format,
+        urls: raw.urls.items,
+        chunks,
+    })
+}
+
+/// Paths that are different strings but the same place on some file system: equal ignoring
+/// case, or one file standing where another file needs a directory (`a` and `a/b`, also in
+/// other cases: `A` and `a/b`). Compared per component after `to_lowercase`, so that the
+/// context-dependent lowercasing of a final sigma cannot hide a prefix.
+fn check_collisions(files: &[ManifestFile]) -> Result<(), ManifestError> {
+    let mut folded: HashMap<String, usize> = HashMap::with_capacity(files.len());
+    for (index, file) in files.iter().enumerate() {
+        let key = file
+            .path
+            .components()
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+            .join("/");
+        if let Some(&other) = folded.get(&key) {
+            return Err(ManifestError::CaseCollision {
+                index,
+                path: file.path.to_string(),
+                other: files
+                    .get(other)
+                    .map(|f| f.path.to_string())
+                    .unwrap_or_default(),
+            });
+        }
+        folded.insert(key, index);
+    }
+    let mut sorted: Vec<(&str, usize)> = folded.iter().map(|(key, &i)| (key.as_str(), i)).collect();
+    sorted.sort_unstable();
+    for &(key, index) in &sorted {
+        // Every key that starts with `key/` sorts in one run starting at `key/` itself.
+        let probe = format!("{key}/");
+        let start = sorted.partition_point(|&(other, _)| other < probe.as_str());
+        if let Some(&(other, descendant)) = sorted.get(start) {
+            if other.starts_with(&probe) {
+                let path_of =
+                    |i: usize| files.get(i).map(|f| f.path.to_string()).unwrap_or_default();
+                return Err(ManifestError::DirectoryPrefix {
+                    index,
+                    path: path_of(index),
+                    descendant: path_of(descendant),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A field that may be left out but, when present, must not be `null`: one spelling for
+/// "absent" keeps the JSON Schema (which refuses `null`) and the parser in agreement.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+/// serde_json messages quote untrusted keys and values: escape their control characters and
+/// cut them short, since a value can be megabytes long.
+fn quote_all(text: &str) -> String {
+    let mut quoted = String::new();
+    for (count, c) in text.chars().enumerate() {
+        if count == 400 {
+            quoted.push('…');
+            break;
+        }
+        if c.is_control() {
+            quoted.extend(c.escape_default());
+        } else {
+            quoted.push(c);
+        }
+    }
+    quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::de::value::Error as ValueError;
+    use serde::de::Error as _;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::digest::sha256_bytes;
+
+    const SCHEMA_FILE: &str = include_str!("../../manifests/schema/manifest.v1.json");
+
+    fn hex(seed: &str) -> String {
+        sha256_bytes(seed.as_bytes()).to_string()
+    }
+
+    fn file(path: &str) -> Value {
+        json!({ "path": path, "size": 3, "sha256": hex(path) })
+    }
+
+    fn valid() -> Value {
+        json!({
+            "schema": SCHEMA,
+            "name": "acme/tiny-llm-1.0",
+            "version": 7,
+            "issued_at": "2026-01-01T00:00:00Z",
+            "expires": "2026-12-31T23:59:59Z",
+            "files": [
+                {
+                    "path": "config.json",
+                    "size": 120,
+                    "sha256": hex("config"),
+                    "format": "json",
+                    "urls": ["https://example.com/config.json"]
+                },
+                {
+                    "path": "model.safetensors",
+                    "size": 3 * 1024 * 1024 + 1,
+                    "sha256": hex("model"),
+                    "format": "safetensors",
+                    "chunks": {
+                        "chunk_size": 1 << 20,
+                        "sha256": [hex("c0"), hex("c1"), hex("c2"), hex("c3")]
+                    }
+                },
+                file("tokenizer/vocab.txt")
+            ],
+            "annotations": {
+                "license": "apache-2.0",
+                "source_repository": "https://example.com/acme/tiny",
+                "source_revision": "abc123",
+                "intended_use": "tests"
+            }
+        })
+    }
+
+    fn parse(value: &Value) -> Result<Manifest, ManifestError> {
+        Manifest::parse(&serde_json::to_vec(value).unwrap())
+    }
+
+    fn with(edit: impl FnOnce(&mut Value)) -> ManifestError {
+        let mut value = valid();
+        edit(&mut value);
+        parse(&value).unwrap_err()
+    }
+
+    fn with_files(paths: &[&str]) -> ManifestError {
+        with(|v| v["files"] = paths.iter().map(|p| file(p)).collect())
+    }
+
+    #[test]
+    fn valid_manifest_round_trips() {
+        let manifest = parse(&valid()).unwrap();
+        assert_eq!(manifest.name, "acme/tiny-llm-1.0");
+        assert_eq!(manifest.version, 7);
+        assert_eq!(manifest.issued_at.to_string(), "2026-01-01T00:00:00Z");
+        assert_eq!(manifest.files.len(), 3);
+        let model = manifest.file("model.safetensors").unwrap();
+        assert_eq!(model.format, Some(DeclaredFormat::Safetensors));
+        assert_eq!(model.chunks.as_ref().unwrap().sha256.len(), 4);
+        assert_eq!(model.sha256.to_string(), hex("model"));
+        assert_eq!(
+            manifest.file("config.json").unwrap().urls,
+            ["https://example.com/config.json"]
+        );
+        assert!(manifest.file("tokenizer/vocab.txt").is_some());
+        assert!(manifest.file("missing").is_none());
+        assert_eq!(manifest.annotations.license.as_deref(), Some("apache-2.0"));
+
+        let json = manifest.to_json();
+        assert!(json.ends_with(b"}\n"));
+        assert_eq!(Manifest::parse(&json).unwrap(), manifest);
+        assert_eq!(Manifest::parse(&json).unwrap().to_json(), json);
+        let text = String::from_utf8(json).unwrap();
+        assert!(text.starts_with("{\n  \"schema\": \"modelvet.manifest/v1\",\n  \"name\""));
+        // Absent options stay absent.
+        assert!(!text.contains("null"));
+        assert_eq!(text.matches("\"urls\"").count(), 1);
+    }
+
+    #[test]
+    fn to_json_sorts_files_and_minimal_manifest_parses() {
+        let minimal = json!({
+            "schema": SCHEMA, "name": "m", "version": 1,
+            "issued_at": "2026-01-01T00:00:00.5Z", "expires": "2026-01-01T00:00:01Z",
+            "files": [file("a")]
+        });
+        let mut manifest = parse(&minimal).unwrap();
+        assert_eq!(manifest.annotations, Annotations::default());
+        let mut extra = manifest.files[0].clone();
+        extra.path = "0".parse().unwrap();
+        manifest.files.push(extra);
+        let reparsed = Manifest::parse(&manifest.to_json()).unwrap();
+        assert_eq!(reparsed.files[0].path.as_str(), "0");
+        assert_eq!(reparsed.files[1].path.as_str(), "a");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_everywhere() {
+        for edit in [
+            (|v: &mut Value| v["extra"] = json!(1)) as fn(&mut Value),
+            |v| v["files"][0]["mode"] = json!("0755"),
+            |v| v["files"][1]["chunks"]["extra"] = json!(true),
+            |v| v["annotations"]["author"] = json!("x"),
+        ] {
+            let error = with(edit);
+            assert!(
+                matches!(&error, ManifestError::Json { message, .. } if message.contains("unknown field")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let text = serde_json::to_string(&valid()).unwrap();
+        let twice = text.replacen("\"version\":7", "\"version\":7,\"version\":8", 1);
+        assert_ne!(text, twice);
+        let error = Manifest::parse(twice.as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("duplicate field"), "{error}");
+        let in_file = text.replacen("\"size\":120", "\"size\":120,\"size\":121", 1);
+        assert_ne!(text, in_file);
+        assert!(Manifest::parse(in_file.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn missing_and_mistyped_fields_are_refused() {
+        for edit in [
+            (|v: &mut Value| drop(v.as_object_mut().unwrap().remove("schema"))) as fn(&mut Value),
+            |v| drop(v.as_object_mut().unwrap().remove("files")),
+            |v| drop(v["files"][0].as_object_mut().unwrap().remove("sha256")),
+            |v| v["version"] = json!(-1),
+            |v| v["version"] = json!(1.5),
+            |v| v["version"] = json!("7"),
+            |v| v["files"][0]["size"] = json!(-3),
+            |v| v["files"][0]["format"] = json!(null),
+            |v| v["files"][0]["format"] = json!("pickle"),
+            |v| v["files"][0]["format"] = json!("JSON"),
+            |v| v["files"][0]["urls"] = json!("https://x"),
+            |v| v["annotations"]["license"] = json!(3),
+            |v| v["annotations"]["license"] = json!(null),
+        ] {
+            assert!(matches!(with(edit), ManifestError::Json { .. }));
+        }
+        assert!(matches!(
+            Manifest::parse(b"[]"),
+            Err(ManifestError::Json { .. })
+        ));
+        assert!(matches!(
+            Manifest::parse(b"{} trailing"),
+            Err(ManifestError::Json { .. })
+        ));
+    }
+
+    #[test]
+    fn header_rules() {
+        assert!(matches!(
+            with(|v| v["schema"] = json!("modelvet.manifest/v2")),
+            ManifestError::Schema { found } if found == "modelvet.manifest/v2"
+        ));
+        assert!(matches!(
+            with(|v| v["version"] = json!(0)),
+            ManifestError::Version { version: 0 }
+        ));
+        for name in ["", ".hidden", "/abs", "has space", "ünï", "a:b", "x\u{1b}"] {
+            assert!(
+                matches!(
+                    with(|v| v["name"] = json!(name)),
+                    ManifestError::Name { .. }
+                ),
+                "{name:?}"
+            );
+        }
+        let long = "n".repeat(129);
+        assert!(matches!(
+            with(|v| v["name"] = json!(long)),
+            ManifestError::Name { .. }
+        ));
+        let longest = "n".repeat(128);
+        let mut value = valid();
+        value["name"] = json!(longest);
+        assert!(parse(&value).is_ok());
+        assert!(matches!(
+            with(|v| v["issued_at"] = json!("2026-01-01 00:00:00Z")),
+            ManifestError::Timestamp {
+                field: "issued_at",
+                ..
+            }
+        ));
+        assert!(matches!(
+            with(|v| v["expires"] = json!("2026-12-31T23:59:59+01:00")),
+            ManifestError::Timestamp {
+                field: "expires",
+                ..
+            }
+        ));
+        for expires in ["2025-12-31T00:00:00Z", "2026-01-01T00:00:00Z"] {
+            assert!(matches!(
+                with(|v| v["expires"] = json!(expires)),
+                ManifestError::ExpiresBeforeIssued { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused_with_their_index() {
+        let error = with(|v| v["files"][2]["path"] = json!("tokenizer/../../etc/passwd"));
+        match &error {
+            ManifestError::Path { index: 2, error } => {
+                assert_eq!(error.rule, PathRule::DotDotComponent);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(error
+            .to_string()
+            .starts_with("file 2: unsafe path `tokenizer/../../etc/passwd`"));
+        for path in ["/abs", "a\\b", "C:x", "nul.txt", "a.", ""] {
+            assert!(
+                matches!(
+                    with(|v| v["files"][2]["path"] = json!(path)),
+                    ManifestError::Path { index: 2, .. }
+                ),
+                "{path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn order_duplicates_and_collisions() {
+        assert!(matches!(
+            with_files(&["b", "a"]),
+            ManifestError::Unsorted { index: 1, ref path, ref previous } if path == "a" && previous == "b"
+        ));
+        // Byte order, not case-insensitive or natural order.
+        assert!(matches!(
+            with_files(&["a", "B"]),
+            ManifestError::Unsorted { .. }
+        ));
+        assert!(matches!(
+            with_files(&["a", "b", "b"]),
+            ManifestError::Duplicate { index: 2, ref path } if path == "b"
+        ));
+        assert!(matches!(
+            with_files(&["Model.bin", "model.bin"]),
+            ManifestError::CaseCollision { index: 1, ref path, ref other }
+                if path == "model.bin" && other == "Model.bin"
+        ));
+        assert!(matches!(
+            with_files(&["Dir/a", "dir/a"]),
+            ManifestError::CaseCollision { .. }
+        ));
+        assert!(matches!(
+            with_files(&["ΑΣ", "ας"]),
+            ManifestError::CaseCollision { .. }
+        ));
+        assert!(matches!(
+            with_files(&["a", "a/b"]),
+            ManifestError::DirectoryPrefix { index: 0, ref path, ref descendant }
+                if path == "a" && descendant == "a/b"
+        ));
+        // `a.txt` sorts between `a` and `a/b`, so the prefix is not the neighbour.
+        assert!(matches!(
+            with_files(&["a", "a.txt", "a/b/c"]),
+            ManifestError::DirectoryPrefix { .. }
+        ));
+        assert!(matches!(
+            with_files(&["A", "a/b"]),
+            ManifestError::DirectoryPrefix { .. }
+        ));
+        assert!(matches!(
+            with_files(&["x/ΑΣ", "x/ας/b"]),
+            ManifestError::DirectoryPrefix { .. }
+        ));
+        // Shared directories and common string prefixes are fine.
+        let mut value = valid();
+        value["files"] = ["a/b", "a/c", "ab", "ab.txt", "abc/d"]
+            .iter()
+            .map(|p| file(p))
+            .collect();
+        assert_eq!(parse(&value).unwrap().files.len(), 5);
+    }
+
+    #[test]
+    fn bad_sha256_is_refused() {
+        for digest in [
+            hex("x").to_uppercase(),
+            "abc".into(),
+            format!("{}0", hex("x")),
+        ] {
+            let error = with(|v| v["files"][0]["sha256"] = json!(digest));
+            assert!(
+                matches!(&error, ManifestError::Sha256 { index: 0, path, .. } if path == "config.json"),
+                "{error}"
+            );
+        }
+        assert!(matches!(
+            with(|v| v["files"][1]["chunks"]["sha256"][0] = json!("zz")),
+            ManifestError::Json { .. }
+        ));
+    }
+
+    #[test]
+    fn chunk_rules() {
+        assert!(matches!(
+            with(|v| drop(
+                v["files"][1]["chunks"]["sha256"]
+                    .as_array_mut()
+                    .unwrap()
+                    .pop()
+            )),
+            ManifestError::ChunkCount {
+                index: 1,
+                expected: 4,
+                found: 3,
+                ..
+            }
+        ));
+        assert!(matches!(
+            with(|v| v["files"][1]["chunks"]["sha256"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!(hex("c4")))),
+            ManifestError::ChunkCount {
+                expected: 4,
+                found: 5,
+                ..
+            }
+        ));
+        for chunk_size in [0u64, 3 << 20, (1 << 20) - 1, 1 << 19, 1 << 31, u64::MAX] {
+            assert!(
+                matches!(
+                    with(|v| v["files"][1]["chunks"]["chunk_size"] = json!(chunk_size)),
+                    ManifestError::ChunkSize { index: 1, .. }
+                ),
+                "{chunk_size}"
+            );
+        }
+        // Exactly ceil(size / chunk_size): an exact multiple and an empty file.
+        let mut value = valid();
+        value["files"][1]["size"] = json!(2u64 << 20);
+        value["files"][1]["chunks"]["sha256"] = json!([hex("a"), hex("b")]);
+        assert!(parse(&value).is_ok());
+        value["files"][1]["size"] = json!(0);
+        value["files"][1]["chunks"]["sha256"] = json!([]);
+        assert!(parse(&value).is_ok());
+        value["files"][1]["size"] = json!(u64::MAX);
+        value["files"][1]["chunks"]["chunk_size"] = json!(1u64 << 30);
+        assert!(matches!(
+            parse(&value),
+            Err(ManifestError::ChunkCount {
+                expected: 17_179_869_184,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn url_rules() {
+        let many: Vec<String> = (0..1000).map(|i| format!("https://x/{i}")).collect();
+        assert!(matches!(
+            with(|v| v["files"][0]["urls"] = json!(many)),
+            ManifestError::TooManyUrls {
+                index: 0,
+                count: 1000,
+                limit: 16,
+                ..
+            }
+        ));
+        for url in ["", "https://x/a b", "https://x/\u{1b}", &"u".repeat(8193)] {
+            assert!(matches!(
+                with(|v| v["files"][0]["urls"] = json!([url])),
+                ManifestError::Url { index: 0, .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn size_bounds() {
+        let huge = vec![b' '; MAX_MANIFEST_BYTES + 1];
+        assert!(matches!(
+            Manifest::parse(&huge),
+            Err(ManifestError::TooLarge { size, .. }) if size == MAX_MANIFEST_BYTES + 1
+        ));
+        assert!(matches!(
+            with(|v| v["files"] = json!([])),
+            ManifestError::NoFiles
+        ));
+        assert!(matches!(
+            with(|v| v["annotations"]["intended_use"] = json!("u".repeat(MAX_ANNOTATION_BYTES + 1))),
+            ManifestError::AnnotationTooLong {
+                key: "intended_use",
+                ..
+            }
+        ));
+        // More files than allowed: counted without being kept.
+        let entry = serde_json::to_string(&file("a")).unwrap();
+        let files = vec![entry.as_str(); MAX_FILES + 1].join(",");
+        let text = serde_json::to_string(&valid()).unwrap().replacen(
+            "\"files\":[",
+            &format!("\"files\":[{files},"),
+            1,
+        );
+        assert!(matches!(
+            Manifest::parse(text.as_bytes()),
+            Err(ManifestError::TooManyFiles { count, limit: MAX_FILES }) if count == MAX_FILES + 4
+        ));
+    }
+
+    #[test]
+    fn error_messages_escape_untrusted_text() {
+        let error = with(|v| v["evil\u{1b}[2J"] = json!(1));
+        assert!(!error.to_string().contains('\u{1b}'), "{error}");
+        let error = with(|v| v["schema"] = json!("\u{9b}x"));
+        assert!(!error.to_string().contains('\u{9b}'), "{error}");
+        let error = with(|v| v["files"][0]["format"] = json!("x".repeat(100_000)));
+        assert!(error.to_string().len() < 1000);
+    }
+
+    /// A deserializer that reports the field names a derived `Deserialize` accepts.
+    struct FieldNames;
+
+    impl<'de> Deserializer<'de> for FieldNames {
+        type Error = ValueError;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, ValueError> {
+            Err(ValueError::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, ValueError> {
+            Err(ValueError::custom(fields.join(",")))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    fn fields_of<'de, T: Deserialize<'de>>() -> Vec<String> {
+        let Err(error) = T::deserialize(FieldNames) else {
+            panic!("not a struct")
+        };
+        let mut names: Vec<String> = error.to_string().split(',').map(String::from).collect();
+        names.sort();
+        names
+    }
+
+    fn keys(object: &Value) -> Vec<String> {
+        assert_eq!(object["additionalProperties"], json!(false), "{object}");
+        let mut names: Vec<String> = object["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn json_schema_matches_the_rust_types() {
+        let schema: Value = serde_json::from_str(SCHEMA_FILE).unwrap();
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        assert_eq!(schema["properties"]["schema"]["const"], SCHEMA);
+        assert_eq!(keys(&schema), fields_of::<RawManifest>());
+        assert_eq!(keys(&schema["$defs"]["file"]), fields_of::<RawFile>());
+        assert_eq!(keys(&schema["$defs"]["chunks"]), fields_of::<RawChunks>());
+        assert_eq!(
+            keys(&schema["$defs"]["annotations"]),
+            fields_of::<Annotations>()
+        );
+        let formats: Vec<Value> = [
+            DeclaredFormat::Safetensors,
+            DeclaredFormat::Gguf,
+            DeclaredFormat::Onnx,
+            DeclaredFormat::Npy,
+            DeclaredFormat::Json,
+            DeclaredFormat::Text,
+            DeclaredFormat::Wasm,
+            DeclaredFormat::Opaque,
+        ]
+        .iter()
+        .map(|format| {
+            assert_eq!(serde_json::to_value(format).unwrap(), format.as_str());
+            json!(format.as_str())
+        })
+        .collect();
+        assert_eq!(
+            schema["$defs"]["file"]["properties"]["format"]["enum"],
+            json!(formats)
+        );
+        assert_eq!(schema["properties"]["files"]["maxItems"], MAX_FILES);
+        assert_eq!(schema["properties"]["name"]["maxLength"], MAX_NAME_CHARS);
+    }
+}

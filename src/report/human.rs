@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use crate::finding::Severity;
+use crate::finding::{Finding, Severity};
 use crate::policy::Verdict;
 use crate::report::{escape_terminal, Report};
 
@@ -16,10 +16,21 @@ pub enum Color {
 }
 
 pub fn render(report: &Report, color: Color, out: &mut dyn Write) -> io::Result<()> {
-    let paint = |code: &str, text: &str| match color {
-        Color::Always => format!("\x1b[{code}m{text}\x1b[0m"),
-        Color::Never => text.to_owned(),
-    };
+    let paint = |code: &str, text: &str| paint(color, code, text);
+    if let Some(manifest) = &report.manifest {
+        writeln!(
+            out,
+            "manifest {} version {} (expires {}), signed by {} of {} required keys",
+            escape_terminal(&manifest.name),
+            manifest.version,
+            manifest.expires,
+            manifest.signers.len(),
+            manifest.threshold
+        )?;
+    }
+    for finding in &report.findings {
+        render_finding(finding, color, out)?;
+    }
     for file in &report.files {
         let verdict = format!("{:<6}", file.verdict.as_str());
         let verdict = match file.verdict {
@@ -38,40 +49,7 @@ pub fn render(report: &Report, color: Color, out: &mut dyn Write) -> io::Result<
             writeln!(out, "        {}", escape_terminal(error))?;
         }
         for finding in &file.findings {
-            let severity = format!("{:<8}", finding.severity.as_str());
-            let severity = match finding.severity {
-                Severity::Critical => paint("1;31", &severity),
-                Severity::Error => paint("31", &severity),
-                Severity::Warning => paint("33", &severity),
-                Severity::Info => paint("2", &severity),
-            };
-            write!(
-                out,
-                "        {severity}  {}: {}",
-                finding.code,
-                escape_terminal(&finding.message)
-            )?;
-            if let Some(location) = &finding.location {
-                write!(out, " (at {})", escape_terminal(location))?;
-            }
-            writeln!(out)?;
-            if let Some(expected) = &finding.expected {
-                writeln!(
-                    out,
-                    "                  expected: {}",
-                    escape_terminal(expected)
-                )?;
-            }
-            if let Some(computed) = &finding.computed {
-                writeln!(
-                    out,
-                    "                  computed: {}",
-                    escape_terminal(computed)
-                )?;
-            }
-            if let Some(hint) = &finding.hint {
-                writeln!(out, "                  hint: {}", escape_terminal(hint))?;
-            }
+            render_finding(finding, color, out)?;
         }
     }
     let summary = &report.summary;
@@ -84,5 +62,50 @@ pub fn render(report: &Report, color: Color, out: &mut dyn Write) -> io::Result<
     if summary.errors > 0 {
         write!(out, ", {} could not be checked", summary.errors)?;
     }
-    writeln!(out)
+    writeln!(out, "; verdict: {}", report.verdict.as_str())
+}
+
+fn paint(color: Color, code: &str, text: &str) -> String {
+    match color {
+        Color::Always => format!("\x1b[{code}m{text}\x1b[0m"),
+        Color::Never => text.to_owned(),
+    }
+}
+
+fn render_finding(finding: &Finding, color: Color, out: &mut dyn Write) -> io::Result<()> {
+    let severity = format!("{:<8}", finding.severity.as_str());
+    let severity = match finding.severity {
+        Severity::Critical => paint(color, "1;31", &severity),
+        Severity::Error => paint(color, "31", &severity),
+        Severity::Warning => paint(color, "33", &severity),
+        Severity::Info => paint(color, "2", &severity),
+    };
+    write!(
+        out,
+        "        {severity}  {}: {}",
+        finding.code,
+        escape_terminal(&finding.message)
+    )?;
+    if let Some(location) = &finding.location {
+        write!(out, " (at {})", escape_terminal(location))?;
+    }
+    writeln!(out)?;
+    if let Some(expected) = &finding.expected {
+        writeln!(
+            out,
+            "                  expected: {}",
+            escape_terminal(expected)
+        )?;
+    }
+    if let Some(computed) = &finding.computed {
+        writeln!(
+            out,
+            "                  computed: {}",
+            escape_terminal(computed)
+        )?;
+    }
+    if let Some(hint) = &finding.hint {
+        writeln!(out, "                  hint: {}", escape_terminal(hint))?;
+    }
+    Ok(())
 }

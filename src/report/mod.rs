@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::finding::{Finding, Severity};
 use crate::policy::{self, PolicyOptions, Verdict};
 use crate::scan::{FileScan, Format, ScanError};
+use crate::verify::{ManifestSummary, Verification};
 
 /// The version of the JSON report contract. Adding fields keeps it; renaming or removing a
 /// field or a finding code bumps it.
@@ -25,8 +26,15 @@ pub struct Report {
     pub tool: Tool,
     /// The subcommand that produced the report (`scan`).
     pub command: &'static str,
-    /// The worst verdict over all files (`error` > `reject` > `warn` > `accept`).
+    /// The worst verdict over all files and run-level findings (`error` > `reject` > `warn` >
+    /// `accept`).
     pub verdict: Verdict,
+    /// `verify`: the authenticated manifest (absent when it could not be authenticated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<ManifestSummary>,
+    /// Findings about the run as a whole rather than one file (signatures, expiry, rollback).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
     pub files: Vec<FileEntry>,
     pub summary: Summary,
 }
@@ -72,6 +80,17 @@ pub struct SeverityCounts {
     pub info: usize,
 }
 
+impl SeverityCounts {
+    fn count(&mut self, severity: Severity) {
+        match severity {
+            Severity::Critical => self.critical += 1,
+            Severity::Error => self.error += 1,
+            Severity::Warning => self.warning += 1,
+            Severity::Info => self.info += 1,
+        }
+    }
+}
+
 impl Report {
     /// Builds the report of a scan, deciding each file's verdict with `options`.
     pub fn from_scan(
@@ -107,6 +126,40 @@ impl Report {
         Report::new("scan", files)
     }
 
+    /// Builds the report of a verification.
+    pub fn from_verification(verification: Verification, options: &PolicyOptions) -> Report {
+        let files = verification
+            .files
+            .into_iter()
+            .map(|file| {
+                let mut findings = file.findings;
+                findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
+                FileEntry {
+                    path: file.path,
+                    format: file.format,
+                    size: file.size,
+                    verdict: policy::decide(&findings, options),
+                    findings,
+                    error: None,
+                }
+            })
+            .collect();
+        let mut report = Report::new("verify", files);
+        report.manifest = verification.manifest;
+        report.add_run_findings(verification.findings, options);
+        report
+    }
+
+    /// Adds findings about the whole run and folds them into the verdict.
+    pub fn add_run_findings(&mut self, mut findings: Vec<Finding>, options: &PolicyOptions) {
+        findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
+        for finding in &findings {
+            self.summary.findings.count(finding.severity);
+        }
+        self.verdict = self.verdict.max(policy::decide(&findings, options));
+        self.findings = findings;
+    }
+
     pub fn new(command: &'static str, files: Vec<FileEntry>) -> Report {
         let mut summary = Summary {
             files: files.len(),
@@ -120,12 +173,7 @@ impl Report {
                 Verdict::Error => summary.errors += 1,
             }
             for finding in &file.findings {
-                match finding.severity {
-                    Severity::Critical => summary.findings.critical += 1,
-                    Severity::Error => summary.findings.error += 1,
-                    Severity::Warning => summary.findings.warning += 1,
-                    Severity::Info => summary.findings.info += 1,
-                }
+                summary.findings.count(finding.severity);
             }
         }
         let verdict = files
@@ -141,6 +189,8 @@ impl Report {
             },
             command,
             verdict,
+            manifest: None,
+            findings: Vec::new(),
             files,
             summary,
         }

@@ -13,3 +13,4 @@ mod explain;
 mod robustness;
 mod scan;
 mod support;
+mod verify;

@@ -1,0 +1,144 @@
+//! `modelvet manifest`: draft manifests from model directories.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use modelvet::manifest::time::Timestamp;
+use modelvet::manifest::Annotations;
+use modelvet::policy::PolicyOptions;
+use modelvet::report::{FileEntry, Report};
+use modelvet::scan::ScanOptions;
+use modelvet::verify::create::{self, CreateRequest, Draft};
+
+use crate::cli::progress::ProgressBar;
+use crate::cli::{write_atomically, write_stdout};
+
+/// Create manifests.
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    #[command(subcommand)]
+    command: ManifestCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ManifestCommand {
+    /// Hash and scan every file of a model directory and write its (unsigned) manifest.
+    ///
+    /// Files are hashed in parallel; each file's format is detected by content and recorded.
+    /// Pickle files, symbolic links and special files are refused with the scanner's findings
+    /// (exit 1). `.git/` and the output manifest and its signature are left out.
+    #[command(after_help = "Example:
+  modelvet manifest create fixtures/demo-model --name demo/ct-segmenter --version 1 \\
+      --expires 2030-01-01T00:00:00Z --out manifest.json
+  modelvet sign manifest.json --key release.key")]
+    Create {
+        /// The model directory.
+        dir: PathBuf,
+        /// Release name (letters, digits, `._/-`).
+        #[arg(long)]
+        name: String,
+        /// Release number; must increase with every release of the same name.
+        #[arg(long)]
+        version: u64,
+        /// When verifiers stop accepting this release (RFC 3339 UTC).
+        #[arg(long)]
+        expires: Timestamp,
+        /// Also record the SHA-256 of every CHUNK-byte piece of larger files.
+        #[arg(long, value_name = "BYTES")]
+        chunk_size: Option<u64>,
+        #[arg(long)]
+        license: Option<String>,
+        #[arg(long)]
+        source_repository: Option<String>,
+        #[arg(long)]
+        source_revision: Option<String>,
+        #[arg(long)]
+        intended_use: Option<String>,
+        /// Where to write the manifest.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, hide = true)]
+        current_time: Option<Timestamp>,
+    },
+}
+
+pub fn run(args: ManifestArgs) -> anyhow::Result<u8> {
+    let ManifestCommand::Create {
+        dir,
+        name,
+        version,
+        expires,
+        chunk_size,
+        license,
+        source_repository,
+        source_revision,
+        intended_use,
+        out,
+        current_time,
+    } = args.command;
+    let mut signature = out.as_os_str().to_owned();
+    signature.push(".sig");
+    let request = CreateRequest {
+        dir,
+        name,
+        version,
+        issued_at: current_time.unwrap_or_else(Timestamp::now),
+        expires,
+        chunk_size,
+        annotations: Annotations {
+            license,
+            source_repository,
+            source_revision,
+            intended_use,
+        },
+        exclude: vec![out.clone(), PathBuf::from(signature)],
+        threads: 0,
+    };
+    let progress = ProgressBar::new("hashing");
+    let draft = create::create(&request, &ScanOptions::default(), &progress)?;
+    drop(progress);
+    match draft {
+        Draft::Created(manifest) => {
+            write_atomically(&out, &manifest.to_json())?;
+            write_stdout(|stdout| {
+                writeln!(
+                    stdout,
+                    "wrote `{}`: {} files of `{}` version {}",
+                    out.display(),
+                    manifest.files.len(),
+                    manifest.name,
+                    manifest.version
+                )
+            })?;
+            Ok(0)
+        }
+        Draft::Refused(files) => {
+            let entries = files
+                .into_iter()
+                .map(|(path, findings)| FileEntry {
+                    path,
+                    format: None,
+                    size: None,
+                    verdict: modelvet::policy::Verdict::Reject,
+                    findings,
+                    error: None,
+                })
+                .collect();
+            let report = Report::new("manifest-create", entries);
+            let _ = PolicyOptions::default();
+            write_stdout(|stdout| {
+                modelvet::report::human::render(
+                    &report,
+                    modelvet::report::human::Color::Never,
+                    stdout,
+                )?;
+                writeln!(
+                    stdout,
+                    "no manifest written: the files above cannot be published"
+                )
+            })?;
+            Ok(1)
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! `modelvet verify`: prove a model directory is exactly what trusted signers published.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use modelvet::manifest::time::Timestamp;
+use modelvet::policy::PolicyOptions;
+use modelvet::report::{self, human::Color, Report};
+use modelvet::scan::ScanOptions;
+use modelvet::trust::rollback::default_state_dir;
+use modelvet::verify::{
+    self, ExpirationEnforcement, RollbackEnforcement, VerifyOptions, VerifyRequest,
+};
+
+use crate::cli::progress::ProgressBar;
+use crate::cli::{write_stdout, OutputFormat};
+
+/// Verify a model directory against its signed manifest.
+///
+/// In order: the signature threshold of the trust policy over the exact manifest bytes, the
+/// manifest itself, its expiry, rollback (the highest version verified before, kept in the
+/// state directory), the exact file set (nothing missing, nothing extra, no links), sizes,
+/// SHA-256 of every file, and the scanner on every file, enforcing each declared format.
+/// Exit status: 0 verified, 1 anything refused, 2 the inputs could not be used.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  modelvet verify fixtures/demo-model --manifest manifests/demo/manifest.json \\
+      --trust manifests/demo/trust.json
+  modelvet verify model/ --manifest model/manifest.json --trust trust.json --format json")]
+pub struct VerifyArgs {
+    /// The model directory.
+    dir: PathBuf,
+    /// The manifest (JSON).
+    #[arg(long)]
+    manifest: PathBuf,
+    /// The trust policy (which keys, how many must sign).
+    #[arg(long)]
+    trust: PathBuf,
+    /// The DSSE envelope (default: MANIFEST.sig).
+    #[arg(long)]
+    signature: Option<PathBuf>,
+    /// Where the highest verified version of each manifest name is kept
+    /// (default: $MODELVET_STATE_DIR, $XDG_STATE_HOME/modelvet or ~/.local/state/modelvet).
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    format: OutputFormat,
+    /// Treat warnings (unknown formats) as rejections.
+    #[arg(long)]
+    strict: bool,
+    /// UNSAFE: accept a manifest whose expiry has passed (with a warning).
+    #[arg(long)]
+    unsafe_allow_expired: bool,
+    /// UNSAFE: skip the rollback check and do not record this version.
+    #[arg(long)]
+    unsafe_no_rollback_check: bool,
+    /// Hashing threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Judge expiry at this time instead of now (RFC 3339 UTC), for audits and tests.
+    #[arg(long, hide = true)]
+    current_time: Option<Timestamp>,
+}
+
+pub fn run(args: VerifyArgs, color: Color) -> anyhow::Result<u8> {
+    let signature = args.signature.unwrap_or_else(|| {
+        let mut name = args.manifest.as_os_str().to_owned();
+        name.push(".sig");
+        PathBuf::from(name)
+    });
+    let rollback = if args.unsafe_no_rollback_check {
+        RollbackEnforcement::UnsafeSkip
+    } else {
+        let state_dir = args.state.or_else(default_state_dir).context(
+            "no state directory for rollback protection: pass --state DIR (or set MODELVET_STATE_DIR)",
+        )?;
+        RollbackEnforcement::Enforce { state_dir }
+    };
+    let request = VerifyRequest {
+        dir: args.dir,
+        manifest: args.manifest,
+        signature,
+        trust: args.trust,
+    };
+    let options = VerifyOptions {
+        now: args.current_time.unwrap_or_else(Timestamp::now),
+        expiration: if args.unsafe_allow_expired {
+            ExpirationEnforcement::UnsafeAllowExpired
+        } else {
+            ExpirationEnforcement::Enforce
+        },
+        rollback,
+        threads: args.threads,
+        scan: ScanOptions::default(),
+    };
+    let progress = ProgressBar::new("verifying");
+    let verification = verify::verify(&request, &options, &progress)?;
+    drop(progress);
+    let policy = PolicyOptions {
+        warnings: if args.strict {
+            modelvet::policy::WarningPolicy::Deny
+        } else {
+            modelvet::policy::WarningPolicy::Allow
+        },
+    };
+    let report = Report::from_verification(verification, &policy);
+    write_stdout(|out| match args.format {
+        OutputFormat::Human => report::human::render(&report, color, out),
+        OutputFormat::Json => report::json::render(&report, out),
+    })?;
+    Ok(report.exit_code())
+}

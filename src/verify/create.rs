@@ -1,0 +1,164 @@
+//! The publisher's side: a manifest drafted from a model directory. Every file is hashed (in
+//! parallel, with chunk digests when asked) and scanned; its detected format is recorded; a
+//! file the scanner refuses (any pickle) or that is not a regular file stops the draft, with
+//! the findings that say why. Signing is `trust`'s job, not this module's.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::digest::{self, HashJob, Progress};
+use crate::finding::{quote, Code, Finding, Severity};
+use crate::manifest::path::SafePath;
+use crate::manifest::time::Timestamp;
+use crate::manifest::{Annotations, Chunks, Manifest, ManifestFile};
+use crate::scan::source::FileSource;
+use crate::scan::{self, ScanOptions};
+use crate::verify::tree::{self, EntryKind};
+use crate::verify::{declared_format_for, VerifyError};
+
+/// What the publisher says about the release.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub dir: PathBuf,
+    pub name: String,
+    pub version: u64,
+    pub issued_at: Timestamp,
+    pub expires: Timestamp,
+    /// Record per-chunk digests of files larger than one chunk.
+    pub chunk_size: Option<u64>,
+    pub annotations: Annotations,
+    /// Files inside `dir` that are not part of the model (the manifest and its signature).
+    pub exclude: Vec<PathBuf>,
+    /// Threads for hashing; 0 means one per core.
+    pub threads: usize,
+}
+
+/// A drafted manifest, or the files that keep one from being drafted.
+#[derive(Debug, Clone)]
+pub enum Draft {
+    Created(Manifest),
+    Refused(Vec<(String, Vec<Finding>)>),
+}
+
+/// Hashes and scans every file of `request.dir` and drafts its manifest.
+pub fn create(
+    request: &CreateRequest,
+    scan_options: &ScanOptions,
+    progress: &dyn Progress,
+) -> Result<Draft, VerifyError> {
+    let entries = tree::list(&request.dir, &request.exclude)?;
+    let mut refused = Vec::new();
+    let mut files = Vec::new();
+    for entry in &entries {
+        let finding = match entry.kind {
+            EntryKind::File { size } => match entry.path.parse::<SafePath>() {
+                Ok(path) => {
+                    files.push((path, size));
+                    continue;
+                }
+                Err(error) => Finding::new(
+                    Code::ManifestInvalid,
+                    format!("its name cannot be a manifest path: {error}"),
+                ),
+            },
+            EntryKind::Symlink => Finding::new(
+                Code::FileNotRegular,
+                "is a symbolic link; publish the file it points to instead",
+            ),
+            EntryKind::Special => Finding::new(Code::FileNotRegular, "is a special file"),
+        };
+        refused.push((entry.path.clone(), vec![finding]));
+    }
+
+    let jobs: Vec<HashJob> = files
+        .iter()
+        .map(|(path, size)| HashJob {
+            path: path.to_path_under(&request.dir),
+            chunk_size: request.chunk_size.filter(|chunk| size > chunk),
+            size_limit: Some(*size),
+        })
+        .collect();
+    let threads = match request.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    progress.total(files.iter().map(|(_, size)| size).sum());
+    let digests = digest::hash_files(&jobs, threads, progress);
+
+    let mut manifest_files = Vec::with_capacity(files.len());
+    for (((path, size), job), digest) in files.into_iter().zip(&jobs).zip(digests) {
+        let digest = digest.map_err(|error| VerifyError::Read {
+            path: job.path.clone(),
+            source: std::io::Error::other(error.to_string()),
+        })?;
+        let scanned = scan_file(&job.path, path.as_str(), scan_options)?;
+        let blocking: Vec<Finding> = scanned
+            .findings
+            .iter()
+            .filter(|finding| finding.severity >= Severity::Error)
+            .cloned()
+            .collect();
+        if !blocking.is_empty() {
+            refused.push((path.as_str().to_owned(), blocking));
+            continue;
+        }
+        let chunks = match (job.chunk_size, digest.chunks.is_empty()) {
+            (Some(chunk_size), false) => Some(Chunks {
+                chunk_size,
+                sha256: digest.chunks,
+            }),
+            _ => None,
+        };
+        manifest_files.push(ManifestFile {
+            path,
+            size,
+            sha256: digest.sha256,
+            format: Some(declared_format_for(scanned.format)),
+            urls: Vec::new(),
+            chunks,
+        });
+    }
+    if !refused.is_empty() {
+        return Ok(Draft::Refused(refused));
+    }
+    if manifest_files.is_empty() {
+        return Err(VerifyError::Read {
+            path: request.dir.clone(),
+            source: std::io::Error::other("the directory holds no files to publish"),
+        });
+    }
+    let manifest = Manifest {
+        name: request.name.clone(),
+        version: request.version,
+        issued_at: request.issued_at,
+        expires: request.expires,
+        files: manifest_files,
+        annotations: request.annotations.clone(),
+    };
+    // The draft must pass the same parser a verifier will run, or it is not a manifest.
+    Manifest::parse(&manifest.to_json()).map_err(|error| VerifyError::Read {
+        path: request.dir.clone(),
+        source: std::io::Error::other(format!("drafted manifest does not parse: {error}")),
+    })?;
+    Ok(Draft::Created(manifest))
+}
+
+fn scan_file(path: &Path, name: &str, options: &ScanOptions) -> Result<scan::Scanned, VerifyError> {
+    let read_error = |source| VerifyError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let source = File::open(path)
+        .and_then(FileSource::new)
+        .map_err(read_error)?;
+    scan::scan_source(&source, name, options).map_err(read_error)
+}
+
+/// A one-line reason for a refused draft, for error messages.
+pub fn describe_refusal(path: &str, findings: &[Finding]) -> String {
+    let codes: Vec<&str> = findings
+        .iter()
+        .map(|finding| finding.code.as_str())
+        .collect();
+    format!("`{}`: {}", quote(path), codes.join(", "))
+}
