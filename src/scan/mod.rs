@@ -146,7 +146,7 @@ impl Default for ScanLimits {
             max_inflated: 512 << 20,
             max_total_inflated: 1 << 30,
             max_pickle_bytes: 1 << 30,
-            max_text_bytes: 64 << 20,
+            max_text_bytes: 256 << 20,
             max_onnx_bytes: 2 << 30,
             gguf_window: 256 << 20,
             max_member_read: 1 << 20,
@@ -222,11 +222,7 @@ impl Inspector<'_> {
         let head = source.read_vec(0, size.min(HEAD_LEN))?;
 
         if head.starts_with(gguf::MAGIC) {
-            let window = source.read_vec(0, size.min(self.limits.gguf_window))?;
-            return Ok(Scanned::new(
-                Format::Gguf,
-                gguf::check(&window, size).findings,
-            ));
+            return self.gguf(source);
         }
         if head.starts_with(numpy::MAGIC) {
             return self.npy(source);
@@ -285,16 +281,35 @@ impl Inspector<'_> {
             return self.safetensors(source, &head, depth);
         }
         if has_extension(name, &["gguf"]) {
-            let window = source.read_vec(0, size.min(self.limits.gguf_window))?;
-            return Ok(Scanned::new(
-                Format::Gguf,
-                gguf::check(&window, size).findings,
-            ));
+            return self.gguf(source);
         }
         if has_extension(name, &["npy"]) {
             return self.npy(source);
         }
         self.text_or_unknown(source, &head)
+    }
+
+    /// GGUF metadata sits at the front but its size is only known by parsing it, so the window
+    /// grows (1 MiB, 8 MiB, 64 MiB, up to the limit) only while the parser runs out of it:
+    /// memory follows the metadata's size, not the model's.
+    fn gguf(&mut self, source: &dyn ReadAt) -> io::Result<Scanned> {
+        let size = source.size();
+        let mut window = size.min(1 << 20);
+        loop {
+            let report = gguf::check(&source.read_vec(0, window)?, size);
+            let ran_out = report
+                .findings
+                .iter()
+                .any(|finding| finding.code == Code::ScanLimitExceeded);
+            let next = window
+                .saturating_mul(8)
+                .min(size)
+                .min(self.limits.gguf_window);
+            if !ran_out || next <= window {
+                return Ok(Scanned::new(Format::Gguf, report.findings));
+            }
+            window = next;
+        }
     }
 
     fn npy(&mut self, source: &dyn ReadAt) -> io::Result<Scanned> {
@@ -607,14 +622,12 @@ impl Inspector<'_> {
         if !utf8_prefix(head, head.len() as u64 == size) || size > self.limits.max_text_bytes {
             return Ok(unknown());
         }
-        let bytes = source.read_vec(0, size)?;
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            return Ok(unknown());
-        };
-        if text.contains('\0') {
+        if !is_utf8_text(source)? {
             return Ok(unknown());
         }
-        if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+        // Streamed, so that a large tokenizer.json costs no more memory than a small one.
+        let reader = io::BufReader::new(source::Reader::new(source));
+        if serde_json::from_reader::<_, serde::de::IgnoredAny>(reader).is_ok() {
             return Ok(Scanned::new(Format::Json, Vec::new()));
         }
         Ok(Scanned::new(Format::Text, Vec::new()))
@@ -664,6 +677,34 @@ const CONVERT_HINT: &str =
 
 fn limit_exceeded(format: Format, message: String) -> Scanned {
     Scanned::new(format, vec![Finding::new(Code::ScanLimitExceeded, message)])
+}
+
+/// Whether the whole source is UTF-8 without NUL, checked a window at a time.
+fn is_utf8_text(source: &dyn ReadAt) -> io::Result<bool> {
+    const WINDOW: u64 = 1 << 20;
+    let size = source.size();
+    let mut carry: Vec<u8> = Vec::new();
+    let mut offset = 0u64;
+    while offset < size {
+        let len = WINDOW.min(size - offset);
+        let mut chunk = std::mem::take(&mut carry);
+        chunk.extend(source.read_vec(offset, len)?);
+        offset += len;
+        match std::str::from_utf8(&chunk) {
+            Ok(text) if text.contains('\0') => return Ok(false),
+            Ok(_) => {}
+            // A character cut by the window boundary continues in the next window.
+            Err(error) if error.error_len().is_none() && offset < size => {
+                let (valid, rest) = chunk.split_at(error.valid_up_to());
+                if valid.contains(&0) {
+                    return Ok(false);
+                }
+                carry = rest.to_vec();
+            }
+            Err(_) => return Ok(false),
+        }
+    }
+    Ok(carry.is_empty())
 }
 
 /// True if `head` is UTF-8, allowing a character cut at its end when more bytes follow.
@@ -724,4 +765,39 @@ fn extension_mismatch(name: &str, format: Format) -> Option<Finding> {
         )
         .with_severity(Severity::Info)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_text_is_recognised_across_window_boundaries() {
+        let mut text = "a".repeat((1 << 20) - 1).into_bytes();
+        text.extend("é and more text\n".as_bytes());
+        assert!(is_utf8_text(&text).unwrap());
+        let scanned = scan_source(&text, "notes.txt", &ScanOptions::default()).unwrap();
+        assert_eq!(scanned.format, Format::Text);
+        let mut cut = text.clone();
+        cut.truncate(1 << 20);
+        assert!(
+            !is_utf8_text(&cut).unwrap(),
+            "a file ending inside a character is not text"
+        );
+        let mut nul = text;
+        nul.push(0);
+        assert!(!is_utf8_text(&nul).unwrap());
+    }
+
+    #[test]
+    fn large_json_is_parsed_as_a_stream() {
+        let json = format!("{{\"vocab\": [{}\"end\"]}}", "\"token\", ".repeat(300_000));
+        let scanned = scan_source(
+            &json.into_bytes(),
+            "tokenizer.json",
+            &ScanOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(scanned.format, Format::Json);
+    }
 }

@@ -135,9 +135,49 @@ impl ReadAt for Slice<'_> {
     }
 }
 
+/// Reads a source from start to end, for parsers that stream (JSON, UTF-8 validation), so
+/// that memory does not grow with the file.
+pub struct Reader<'a> {
+    source: &'a dyn ReadAt,
+    position: u64,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(source: &'a dyn ReadAt) -> Self {
+        Reader {
+            source,
+            position: 0,
+        }
+    }
+}
+
+impl io::Read for Reader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let remaining = self.source.size().saturating_sub(self.position);
+        let len =
+            usize::try_from(remaining).map_or(buf.len(), |remaining| remaining.min(buf.len()));
+        let Some(buf) = buf.get_mut(..len) else {
+            return Ok(0);
+        };
+        self.source.read_exact_at(buf, self.position)?;
+        self.position += len as u64;
+        Ok(len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readers_stream_a_source_to_its_end() {
+        use std::io::Read;
+        let bytes = b"0123456789".to_vec();
+        let slice = Slice::new(&bytes, 3, 4).unwrap();
+        let mut out = String::new();
+        Reader::new(&slice).read_to_string(&mut out).unwrap();
+        assert_eq!(out, "3456");
+    }
 
     #[test]
     fn slices_refuse_reads_past_their_window() {

@@ -126,3 +126,22 @@ fn human_output_escapes_hostile_names() {
     assert!(!stdout.contains('\x1b'), "{stdout:?}");
     assert!(stdout.contains("\\u{1b}"), "{stdout}");
 }
+
+#[test]
+fn gguf_metadata_larger_than_the_first_window_is_read_in_full() {
+    // Tokenizer vocabularies make real GGUF metadata several MiB long.
+    let mut bytes = b"GGUF".to_vec();
+    bytes.extend(3u32.to_le_bytes());
+    bytes.extend(0u64.to_le_bytes()); // tensors
+    bytes.extend(1u64.to_le_bytes()); // metadata entries
+    let key = b"general.description";
+    bytes.extend((key.len() as u64).to_le_bytes());
+    bytes.extend(key);
+    bytes.extend(8u32.to_le_bytes()); // string
+    let value = vec![b'a'; 3 << 20];
+    bytes.extend((value.len() as u64).to_le_bytes());
+    bytes.extend(&value);
+    let scanned = modelvet::scan::scan_source(&bytes, "big.gguf", &Default::default()).unwrap();
+    assert_eq!(scanned.format, modelvet::scan::Format::Gguf);
+    assert!(scanned.findings.is_empty(), "{:?}", scanned.findings);
+}
