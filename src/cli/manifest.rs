@@ -44,7 +44,11 @@ enum ManifestCommand {
         /// When verifiers stop accepting this release (RFC 3339 UTC).
         #[arg(long)]
         expires: Timestamp,
-        /// Also record the SHA-256 of every CHUNK-byte piece of larger files.
+        /// When the release was made (RFC 3339 UTC; default: now). Must precede --expires.
+        #[arg(long)]
+        issued_at: Option<Timestamp>,
+        /// Also record the SHA-256 of every BYTES-long piece of larger files (a power of two
+        /// from 1 MiB to 1 GiB).
         #[arg(long, value_name = "BYTES")]
         chunk_size: Option<u64>,
         #[arg(long)]
@@ -69,6 +73,7 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<u8> {
         name,
         version,
         expires,
+        issued_at,
         chunk_size,
         license,
         source_repository,
@@ -77,13 +82,27 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<u8> {
         out,
         current_time,
     } = args.command;
-    let mut signature = out.as_os_str().to_owned();
-    signature.push(".sig");
+    let signature = modelvet::trust::dsse::signature_path(&out);
+    let issued_at = issued_at.unwrap_or_else(|| current_time.unwrap_or_else(Timestamp::now));
+    anyhow::ensure!(
+        issued_at < expires,
+        "--expires {expires} is not after the issue time {issued_at} (set --issued-at to publish an already expired release on purpose)"
+    );
+    if let Some(chunk_size) = chunk_size {
+        anyhow::ensure!(
+            chunk_size.is_power_of_two()
+                && (modelvet::manifest::MIN_CHUNK_SIZE..=modelvet::manifest::MAX_CHUNK_SIZE)
+                    .contains(&chunk_size),
+            "--chunk-size {chunk_size} must be a power of two from {} to {} bytes",
+            modelvet::manifest::MIN_CHUNK_SIZE,
+            modelvet::manifest::MAX_CHUNK_SIZE
+        );
+    }
     let request = CreateRequest {
         dir,
         name,
         version,
-        issued_at: current_time.unwrap_or_else(Timestamp::now),
+        issued_at,
         expires,
         chunk_size,
         annotations: Annotations {
@@ -92,7 +111,7 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<u8> {
             source_revision,
             intended_use,
         },
-        exclude: vec![out.clone(), PathBuf::from(signature)],
+        exclude: vec![out.clone(), signature.clone()],
         threads: 0,
     };
     let progress = ProgressBar::new("hashing");
@@ -100,7 +119,18 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<u8> {
     drop(progress);
     match draft {
         Draft::Created(manifest) => {
-            write_atomically(&out, &manifest.to_json())?;
+            let bytes = manifest.to_json();
+            write_atomically(&out, &bytes)?;
+            // Signatures over an earlier manifest at this path no longer sign anything here.
+            let stale = modelvet::trust::dsse::Envelope::read(&signature)
+                .is_ok_and(|envelope| envelope.payload != bytes);
+            if stale {
+                std::fs::remove_file(&signature)?;
+                eprintln_note(&format!(
+                    "removed `{}`: it signed the previous manifest",
+                    signature.display()
+                ));
+            }
             write_stdout(|stdout| {
                 writeln!(
                     stdout,
@@ -141,4 +171,9 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<u8> {
             Ok(1)
         }
     }
+}
+
+fn eprintln_note(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "note: {text}");
 }

@@ -40,9 +40,13 @@ enum TrustCommand {
         /// Policy version; a replacement must have a higher one.
         #[arg(long, default_value_t = 1)]
         version: u64,
-        /// Where to write the policy (never overwritten).
+        /// Where to write the policy.
         #[arg(long)]
         out: PathBuf,
+        /// Overwrite an existing policy at --out (rotation is `trust update`, which checks
+        /// that the old keys agree).
+        #[arg(long)]
+        force: bool,
     },
     /// Replace the current policy with a new one signed by a threshold of the current keys.
     #[command(after_help = "Example (rotation):
@@ -72,6 +76,7 @@ pub fn run(args: TrustArgs) -> anyhow::Result<u8> {
             expiries,
             version,
             out,
+            force,
         } => {
             let mut trusted = Vec::new();
             for path in &key_paths {
@@ -93,7 +98,11 @@ pub fn run(args: TrustArgs) -> anyhow::Result<u8> {
                 );
             }
             let policy = TrustPolicy::new(trusted, threshold, version)?;
-            write_new_file(&out, &policy.to_json())?;
+            if force {
+                write_atomically(&out, &policy.to_json())?;
+            } else {
+                write_new_file(&out, &policy.to_json())?;
+            }
             write_stdout(|stdout| {
                 writeln!(
                     stdout,
@@ -169,7 +178,7 @@ fn sig_path(path: &Path) -> PathBuf {
 fn write_new_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     anyhow::ensure!(
         !path.exists(),
-        "`{}` already exists; choose another --out (a trust policy is replaced only by `modelvet trust update`)",
+        "`{}` already exists; choose another --out, pass --force, or rotate keys with `modelvet trust update`",
         path.display()
     );
     write_atomically(path, bytes)

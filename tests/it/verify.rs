@@ -534,3 +534,90 @@ fn the_shipped_demo_release_verifies() {
     ]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
 }
+
+#[test]
+fn a_manifest_kept_inside_the_model_directory_is_not_part_of_the_file_set() {
+    let release = Release::new();
+    let inside = release.path("model/manifest.json");
+    release.ok(&[
+        "manifest",
+        "create",
+        &release.path("model"),
+        "--name",
+        "demo/inside",
+        "--version",
+        "1",
+        "--expires",
+        "2099-01-01T00:00:00Z",
+        "--chunk-size",
+        "1048576",
+        "--out",
+        &inside,
+    ]);
+    release.ok(&["sign", &inside, "--key", &release.path("snakeoil-a.key")]);
+    let (code, stdout, stderr) = modelvet(&[
+        "verify",
+        &release.path("model"),
+        "--manifest",
+        &inside,
+        "--trust",
+        &release.path("trust.json"),
+        "--state",
+        &release.path("state"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    // A new manifest at the same path makes the old signature stale: it is removed, not kept.
+    release.ok(&[
+        "manifest",
+        "create",
+        &release.path("model"),
+        "--name",
+        "demo/inside",
+        "--version",
+        "2",
+        "--expires",
+        "2099-01-01T00:00:00Z",
+        "--out",
+        &inside,
+    ]);
+    assert!(!release.root.join("model/manifest.json.sig").exists());
+}
+
+#[test]
+fn an_expired_release_can_be_made_on_purpose_and_is_refused() {
+    let release = Release::new();
+    fs::remove_file(release.root.join("manifest.json")).unwrap();
+    let (code, _, stderr) = modelvet(&[
+        "manifest",
+        "create",
+        &release.path("model"),
+        "--name",
+        "demo/old",
+        "--version",
+        "1",
+        "--expires",
+        "2020-01-01T00:00:00Z",
+        "--out",
+        &release.path("manifest.json"),
+    ]);
+    assert_eq!(code, 2, "an expiry in the past needs --issued-at: {stderr}");
+    release.ok(&[
+        "manifest",
+        "create",
+        &release.path("model"),
+        "--name",
+        "demo/old",
+        "--version",
+        "1",
+        "--issued-at",
+        "2019-01-01T00:00:00Z",
+        "--expires",
+        "2020-01-01T00:00:00Z",
+        "--out",
+        &release.path("manifest.json"),
+    ]);
+    release.sign("snakeoil-a");
+    assert_refused(&release, &[], "manifest-expired");
+}
