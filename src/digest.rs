@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::Digest as _;
 
+use crate::finding::quote;
+
 /// Bytes read per `read` call; one such buffer exists per worker thread.
 pub const BUFFER_SIZE: usize = 1 << 20;
 
@@ -77,7 +79,7 @@ impl Progress for () {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DigestError {
-    #[error("cannot read `{}`", escape(&path.display().to_string()))]
+    #[error("cannot read `{}`", quote(&path.display().to_string()))]
     Io {
         path: PathBuf,
         #[source]
@@ -85,17 +87,17 @@ pub enum DigestError {
     },
     #[error(
         "`{}` is larger than the {limit} bytes expected; stopped reading it",
-        escape(&path.display().to_string())
+        quote(&path.display().to_string())
     )]
     TooLarge { path: PathBuf, limit: u64 },
     #[error(
         "chunk size for `{}` must be at least 1 byte",
-        escape(&path.display().to_string())
+        quote(&path.display().to_string())
     )]
     ChunkSize { path: PathBuf },
     #[error(
         "hashing `{}` did not finish because its worker thread failed",
-        escape(&path.display().to_string())
+        quote(&path.display().to_string())
     )]
     Aborted { path: PathBuf },
 }
@@ -199,7 +201,7 @@ impl FromStr for Sha256 {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let fail = |reason| Sha256ParseError {
-            text: escape(&text.chars().take(80).collect::<String>()),
+            text: quote(&text.chars().take(80).collect::<String>()),
             reason,
         };
         if text.len() != 64 {
@@ -354,19 +356,6 @@ impl Chunker {
         }
         self.done
     }
-}
-
-/// Control characters as escapes, so a hostile file name cannot drive the terminal.
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            escaped.extend(c.escape_default());
-        } else {
-            escaped.push(c);
-        }
-    }
-    escaped
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::digest::Sha256;
-use path::quote;
+use crate::finding::quote;
 pub use path::{PathError, PathRule, SafePath};
 use time::{Timestamp, TimestampError};
 
@@ -253,7 +253,7 @@ impl Manifest {
         }
         let raw: RawManifest =
             serde_json::from_slice(bytes).map_err(|error| ManifestError::Json {
-                message: quote_all(&error.to_string()),
+                message: quote(&error.to_string()),
                 line: error.line(),
                 column: error.column(),
             })?;
@@ -637,24 +637,6 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,
 ) -> Result<Option<T>, D::Error> {
     T::deserialize(deserializer).map(Some)
-}
-
-/// serde_json messages quote untrusted keys and values: escape their control characters and
-/// cut them short, since a value can be megabytes long.
-fn quote_all(text: &str) -> String {
-    let mut quoted = String::new();
-    for (count, c) in text.chars().enumerate() {
-        if count == 400 {
-            quoted.push('…');
-            break;
-        }
-        if c.is_control() {
-            quoted.extend(c.escape_default());
-        } else {
-            quoted.push(c);
-        }
-    }
-    quoted
 }
 
 #[cfg(test)]

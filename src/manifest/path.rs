@@ -12,6 +12,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::finding::quote;
+
 /// Longest path accepted, in bytes.
 pub const MAX_PATH_BYTES: usize = 4096;
 /// Longest component accepted, in bytes (the common file-system limit).
@@ -211,23 +213,6 @@ fn check_component(component: &str) -> Result<(), PathRule> {
         return Err(PathRule::ReservedName(component.to_owned()));
     }
     Ok(())
-}
-
-/// An untrusted path for a message: control characters escaped, at most 200 characters.
-pub(crate) fn quote(text: &str) -> String {
-    let mut quoted = String::new();
-    for (count, c) in text.chars().enumerate() {
-        if count == 200 {
-            quoted.push('…');
-            break;
-        }
-        if c.is_control() {
-            quoted.extend(c.escape_default());
-        } else {
-            quoted.push(c);
-        }
-    }
-    quoted
 }
 
 #[cfg(test)]

@@ -423,11 +423,11 @@ fn verify_files(
                         Code::FormatMismatch,
                         format!(
                             "declared as {} but the content is {}",
-                            declared_name(declared),
+                            declared.as_str(),
                             scanned.format
                         ),
                     )
-                    .with_mismatch(declared_name(declared), scanned.format.as_str()),
+                    .with_mismatch(declared.as_str(), scanned.format.as_str()),
                 );
             }
         }
@@ -480,18 +480,5 @@ pub fn declared_format_for(detected: Format) -> DeclaredFormat {
         Format::Text | Format::Empty => DeclaredFormat::Text,
         Format::Wasm => DeclaredFormat::Wasm,
         _ => DeclaredFormat::Opaque,
-    }
-}
-
-fn declared_name(format: DeclaredFormat) -> &'static str {
-    match format {
-        DeclaredFormat::Safetensors => "safetensors",
-        DeclaredFormat::Gguf => "gguf",
-        DeclaredFormat::Onnx => "onnx",
-        DeclaredFormat::Npy => "npy",
-        DeclaredFormat::Json => "json",
-        DeclaredFormat::Text => "text",
-        DeclaredFormat::Wasm => "wasm",
-        DeclaredFormat::Opaque => "opaque",
     }
 }
