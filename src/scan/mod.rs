@@ -117,7 +117,8 @@ impl fmt::Display for Format {
 pub struct ScanLimits {
     /// Containers inside containers (zip in gzip in tar...).
     pub max_depth: u32,
-    /// Output of one compressed stream or member.
+    /// Output of one compressed stream or member (a bomb is refused past it, and legitimate
+    /// compressed members larger than this are refused too: modelvet must hold what it scans).
     pub max_inflated: u64,
     /// Output of all compressed streams and members of one file together.
     pub max_total_inflated: u64,
@@ -143,8 +144,8 @@ impl Default for ScanLimits {
     fn default() -> Self {
         ScanLimits {
             max_depth: 6,
-            max_inflated: 512 << 20,
-            max_total_inflated: 1 << 30,
+            max_inflated: 128 << 20,
+            max_total_inflated: 256 << 20,
             max_pickle_bytes: 1 << 30,
             max_text_bytes: 256 << 20,
             max_onnx_bytes: 2 << 30,
