@@ -177,6 +177,15 @@ codes! {
     /// A file's content is not the format the manifest declares for it.
     FormatMismatch = "format-mismatch", Error;
 
+    // Downloads.
+    /// Every source of a file failed (unreachable, wrong bytes, too many bytes); nothing placed.
+    DownloadFailed = "download-failed", Error;
+    /// A server's metadata (`X-Linked-Size`, `X-Linked-Etag`, `X-Repo-Commit`) disagrees with the
+    /// signed manifest.
+    SourceMismatch = "source-mismatch", Error;
+    /// A source is not allowed (plain HTTP to a non-loopback host, unknown scheme, offline).
+    SourceRefused = "source-refused", Warning;
+
     // General.
     /// The content is not a format modelvet recognises.
     UnknownFormat = "unknown-format", Warning;

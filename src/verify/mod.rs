@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::digest::{self, HashJob, Progress};
 use crate::finding::{quote, Code, Finding, Severity};
 use crate::manifest::time::Timestamp;
-use crate::manifest::{DeclaredFormat, Manifest};
+use crate::manifest::{DeclaredFormat, Manifest, ManifestFile};
 use crate::scan::source::FileSource;
 use crate::scan::{self, Format, ScanOptions};
 use crate::trust::dsse::{Envelope, MANIFEST_PAYLOAD_TYPE};
@@ -132,25 +132,82 @@ pub fn verify(
     options: &VerifyOptions,
     progress: &dyn Progress,
 ) -> Result<Verification, VerifyError> {
-    let read = |path: &Path| {
-        fs::read(path).map_err(|source| VerifyError::Read {
-            path: path.to_path_buf(),
-            source,
-        })
-    };
-    let trust =
-        TrustPolicy::parse(&read(&request.trust)?).map_err(|source| VerifyError::Trust {
-            path: request.trust.clone(),
-            source,
-        })?;
-    let manifest_bytes = read(&request.manifest)?;
+    let trust = read_trust(&request.trust)?;
+    let manifest_bytes = fs::read(&request.manifest).map_err(|source| VerifyError::Read {
+        path: request.manifest.clone(),
+        source,
+    })?;
+    let envelope = fs::read(&request.signature)
+        .map_err(|error| format!("cannot read it: {error}"))
+        .and_then(|bytes| Envelope::parse(&bytes).map_err(|error| error.to_string()));
     let mut verification = Verification::default();
-
-    // 1. Signatures, over the exact bytes, before anything in them is believed.
-    let envelope = match fs::read(&request.signature) {
-        Ok(bytes) => Envelope::parse(&bytes).map_err(|error| error.to_string()),
-        Err(error) => Err(format!("cannot read it: {error}")),
+    let signature = request.signature.display().to_string();
+    let manifest_label = request.manifest.display().to_string();
+    let Some(authenticated) = authenticate(
+        &trust,
+        manifest_bytes,
+        envelope,
+        &manifest_label,
+        &signature,
+        options,
+        &mut verification,
+    )?
+    else {
+        return Ok(verification);
     };
+    verification.files = verify_files(request, &authenticated.manifest, options, progress)?;
+    authenticated.record_if_accepted(&verification)?;
+    Ok(verification)
+}
+
+/// Reads and parses the operator's trust policy.
+pub fn read_trust(path: &Path) -> Result<TrustPolicy, VerifyError> {
+    let bytes = fs::read(path).map_err(|source| VerifyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    TrustPolicy::parse(&bytes).map_err(|source| VerifyError::Trust {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A manifest that passed the first four steps: signatures, parsing, expiry and rollback.
+/// Only [`authenticate`] makes one, so file checks and downloads can only start from it.
+#[derive(Debug)]
+pub struct Authenticated {
+    pub manifest: Manifest,
+    bytes: Vec<u8>,
+    store: Option<RollbackStore>,
+}
+
+impl Authenticated {
+    /// Records the version as verified when nothing in `verification` was refused.
+    pub fn record_if_accepted(&self, verification: &Verification) -> Result<(), VerifyError> {
+        let refused = verification
+            .findings
+            .iter()
+            .chain(verification.files.iter().flat_map(|file| &file.findings))
+            .any(|finding| finding.severity >= Severity::Error);
+        if let (Some(store), false) = (&self.store, refused) {
+            store.record(&self.manifest.name, self.manifest.version, &self.bytes)?;
+        }
+        Ok(())
+    }
+}
+
+/// Steps 1 to 4: the signature threshold over the exact manifest bytes, the manifest itself,
+/// expiry and rollback. Findings go into `verification`; `None` means a step refused.
+pub fn authenticate(
+    trust: &TrustPolicy,
+    manifest_bytes: Vec<u8>,
+    envelope: Result<Envelope, String>,
+    manifest_label: &str,
+    signature_label: &str,
+    options: &VerifyOptions,
+    verification: &mut Verification,
+) -> Result<Option<Authenticated>, VerifyError> {
+    // 1. Signatures, over the exact bytes, before anything in them is believed.
     let envelope = match envelope {
         Ok(envelope) => envelope,
         Err(reason) => {
@@ -159,12 +216,12 @@ pub fn verify(
                     Code::SignatureThresholdNotMet,
                     format!(
                         "no usable signature at `{}`: {reason}",
-                        quote(&request.signature.display().to_string())
+                        quote(signature_label)
                     ),
                 )
                 .with_hint("sign the manifest with `modelvet sign MANIFEST --key KEY`"),
             );
-            return Ok(verification);
+            return Ok(None);
         }
     };
     let check = trust.check_envelope(
@@ -176,7 +233,7 @@ pub fn verify(
     let met = check.met();
     verification.findings.extend(check.findings.iter().cloned());
     if !met {
-        return Ok(verification);
+        return Ok(None);
     }
 
     // 2. The manifest, now authenticated.
@@ -187,11 +244,11 @@ pub fn verify(
                 Code::ManifestInvalid,
                 format!("signed manifest is invalid: {error}"),
             ));
-            return Ok(verification);
+            return Ok(None);
         }
     };
     verification.manifest = Some(ManifestSummary {
-        path: request.manifest.display().to_string(),
+        path: manifest_label.to_owned(),
         name: manifest.name.clone(),
         version: manifest.version,
         expires: manifest.expires,
@@ -221,7 +278,7 @@ pub fn verify(
                     .push(finding.with_hint(
                         "ask the publisher for a fresh release or a re-signed manifest",
                     ));
-                return Ok(verification);
+                return Ok(None);
             }
             ExpirationEnforcement::UnsafeAllowExpired => verification.findings.push(
                 finding
@@ -251,7 +308,7 @@ pub fn verify(
                     )
                     .with_mismatch(format!("version >= {highest}"), manifest.version.to_string()),
                 );
-                return Ok(verification);
+                return Ok(None);
             }
             RollbackCheck::Reused { version } => {
                 verification.findings.push(Finding::new(
@@ -261,23 +318,15 @@ pub fn verify(
                         quote(&manifest.name)
                     ),
                 ));
-                return Ok(verification);
+                return Ok(None);
             }
         }
     }
-
-    // 5-8. Files.
-    verification.files = verify_files(request, &manifest, options, progress)?;
-
-    let refused = verification
-        .findings
-        .iter()
-        .chain(verification.files.iter().flat_map(|file| &file.findings))
-        .any(|finding| finding.severity >= Severity::Error);
-    if let (Some(store), false) = (&store, refused) {
-        store.record(&manifest.name, manifest.version, &manifest_bytes)?;
-    }
-    Ok(verification)
+    Ok(Some(Authenticated {
+        manifest,
+        bytes: manifest_bytes,
+        store,
+    }))
 }
 
 /// The exact file set, sizes, digests and scan of every file.
@@ -396,41 +445,9 @@ fn verify_files(
             }
         }
         // The bytes are the ones signed; now check what they are.
-        let source = File::open(&job.path)
-            .and_then(FileSource::new)
-            .map_err(|source| VerifyError::Read {
-                path: job.path.clone(),
-                source,
-            })?;
-        let scanned =
-            scan::scan_source(&source, file.path.as_str(), &options.scan).map_err(|source| {
-                VerifyError::Read {
-                    path: job.path.clone(),
-                    source,
-                }
-            })?;
-        entry.format = Some(scanned.format);
-        entry.findings.extend(
-            scanned
-                .findings
-                .into_iter()
-                .filter(|finding| finding.code != Code::ExtensionMismatch || file.format.is_none()),
-        );
-        if let Some(declared) = file.format {
-            if !declared_format_matches(declared, scanned.format) {
-                entry.findings.push(
-                    Finding::new(
-                        Code::FormatMismatch,
-                        format!(
-                            "declared as {} but the content is {}",
-                            declared.as_str(),
-                            scanned.format
-                        ),
-                    )
-                    .with_mismatch(declared.as_str(), scanned.format.as_str()),
-                );
-            }
-        }
+        let (format, findings) = scan_file(&job.path, file, &options.scan)?;
+        entry.format = Some(format);
+        entry.findings.extend(findings);
     }
 
     for entry in &entries {
@@ -452,6 +469,44 @@ fn verify_files(
     }
     files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     Ok(files)
+}
+
+/// Scans a file whose bytes are known to be the signed ones, enforcing its declared format.
+pub fn scan_file(
+    path: &Path,
+    file: &ManifestFile,
+    options: &ScanOptions,
+) -> Result<(Format, Vec<Finding>), VerifyError> {
+    let read_error = |source| VerifyError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let source = File::open(path)
+        .and_then(FileSource::new)
+        .map_err(read_error)?;
+    let scanned = scan::scan_source(&source, file.path.as_str(), options).map_err(read_error)?;
+    let mut findings: Vec<Finding> = scanned
+        .findings
+        .into_iter()
+        // A declared format supersedes what the name suggests.
+        .filter(|finding| finding.code != Code::ExtensionMismatch || file.format.is_none())
+        .collect();
+    if let Some(declared) = file.format {
+        if !declared_format_matches(declared, scanned.format) {
+            findings.push(
+                Finding::new(
+                    Code::FormatMismatch,
+                    format!(
+                        "declared as {} but the content is {}",
+                        declared.as_str(),
+                        scanned.format
+                    ),
+                )
+                .with_mismatch(declared.as_str(), scanned.format.as_str()),
+            );
+        }
+    }
+    Ok((scanned.format, findings))
 }
 
 /// Whether the scanner's reading of a file is the format its manifest entry declares.
