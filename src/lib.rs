@@ -10,12 +10,14 @@
 //! trust     keys, DSSE envelopes, trust policies and thresholds, rollback state
 //! scan      format sniffing by content; one module per format; findings, never verdicts
 //! verify    signature -> manifest -> expiry -> rollback -> files -> digests -> scan
+//! fetch     authenticated downloads: sources, transfers, partial area, placement, cache
 //! policy    pure function: findings + options -> verdict
 //! report    the report data model and its renderers (human, json)
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod digest;
+pub mod fetch;
 pub mod finding;
 pub mod manifest;
 pub mod policy;

@@ -12,6 +12,7 @@ rm -f manifests/demo/manifest.json manifests/demo/manifest.json.sig manifests/de
 modelvet manifest create fixtures/demo-model \
     --name modelvet-demo/ct-segmenter --version 1 --expires 2036-01-01T00:00:00Z \
     --license Apache-2.0 --intended-use "demonstration of modelvet; not for clinical use" \
+    --source-prefix ../../fixtures/demo-model/ \
     --current-time 2026-11-28T00:00:00Z --out manifests/demo/manifest.json
 modelvet sign manifests/demo/manifest.json --key fixtures/keys/snakeoil.key
 modelvet trust init --key fixtures/keys/snakeoil.pub --out manifests/demo/trust.json

@@ -59,6 +59,10 @@ enum ManifestCommand {
         source_revision: Option<String>,
         #[arg(long)]
         intended_use: Option<String>,
+        /// Where `fetch` finds each file: PREFIX + the file's path (a URL, `hf://ORG/REPO@COMMIT/`,
+        /// or a path relative to the manifest). Repeat for mirrors, tried in order.
+        #[arg(long = "source-prefix", value_name = "PREFIX")]
+        source_prefixes: Vec<String>,
         /// Where to write the manifest.
         #[arg(long)]
         out: PathBuf,
@@ -79,6 +83,7 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<u8> {
         source_repository,
         source_revision,
         intended_use,
+        source_prefixes,
         out,
         current_time,
     } = args.command;
@@ -112,6 +117,7 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<u8> {
             intended_use,
         },
         exclude: vec![out.clone(), signature.clone()],
+        source_prefixes,
         threads: 0,
     };
     let progress = ProgressBar::new("hashing");

@@ -2,6 +2,7 @@
 //! knows clap; the library receives plain option values.
 
 mod explain;
+mod fetch;
 mod key;
 mod manifest;
 mod progress;
@@ -32,6 +33,7 @@ pub struct Cli {
 enum Command {
     Scan(scan::ScanArgs),
     Verify(verify::VerifyArgs),
+    Fetch(fetch::FetchArgs),
     Manifest(manifest::ManifestArgs),
     Sign(sign::SignArgs),
     Key(key::KeyArgs),
@@ -72,6 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Scan(args) => scan::run(args, color),
         Command::Verify(args) => verify::run(args, color),
+        Command::Fetch(args) => fetch::run(args, color),
         Command::Manifest(args) => manifest::run(args),
         Command::Sign(args) => sign::run(args),
         Command::Key(args) => key::run(args),

@@ -31,6 +31,8 @@ pub struct CreateRequest {
     pub exclude: Vec<PathBuf>,
     /// Threads for hashing; 0 means one per core.
     pub threads: usize,
+    /// Each file's sources for `fetch`: prefix + path, in order (mirrors).
+    pub source_prefixes: Vec<String>,
 }
 
 /// A drafted manifest, or the files that keep one from being drafted.
@@ -109,12 +111,17 @@ pub fn create(
             }),
             _ => None,
         };
+        let urls = request
+            .source_prefixes
+            .iter()
+            .map(|prefix| format!("{prefix}{path}"))
+            .collect();
         manifest_files.push(ManifestFile {
             path,
             size,
             sha256: digest.sha256,
             format: Some(declared_format_for(scanned.format)),
-            urls: Vec::new(),
+            urls,
             chunks,
         });
     }

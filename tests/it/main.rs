@@ -10,6 +10,7 @@
 )]
 
 mod explain;
+mod fetch_local;
 mod robustness;
 mod scan;
 mod support;

@@ -12,11 +12,12 @@
 #   ca=WORK_DIR/ca.pem                     # the CA to trust (absent with MODELVET_NGINX_SCHEME=http)
 #   access_log=WORK_DIR/access.log         # one line per request: `STATUS METHOD URI BYTES "RANGE"`
 #   pid=NNNN                               # the nginx master
-# Progress and errors go to stderr; exit 0 once nginx answers, 2 on any failure (nginx is then
-# stopped again).
+# Progress and errors go to stderr; exit 0 once nginx answers (waits at most 15 s), 2 on any
+# failure (nginx is then stopped again).
 #
-# Environment: NGINX (the binary; default `nginx` on PATH, else /usr/sbin/nginx),
-# MODELVET_NGINX_SCHEME=https|http (default https).
+# Environment: MODELVET_NGINX (the binary; default `nginx` on PATH, else /usr/sbin/nginx),
+# MODELVET_NGINX_SCHEME=https|http (default https). Not `NGINX`: nginx itself reads that
+# variable as listening sockets inherited from an old master, and then does not daemonize.
 #
 # Nothing needs root: pid file, logs, temp paths, keys and nginx.conf all live in WORK_DIR. nginx
 # runs as a daemon (`daemon on`): it binds the port before it forks, so a port that is taken or
@@ -29,14 +30,14 @@ log() { printf 'nginx-setup: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 2; }
 
 find_nginx() {
-    if [[ -n "${NGINX:-}" ]]; then
-        printf '%s\n' "$NGINX"
+    if [[ -n "${MODELVET_NGINX:-}" ]]; then
+        printf '%s\n' "$MODELVET_NGINX"
     elif command -v nginx > /dev/null 2>&1; then
         command -v nginx
     elif [[ -x /usr/sbin/nginx ]]; then
         printf '%s\n' /usr/sbin/nginx
     else
-        die "nginx not found (install Debian's \`nginx\` package, or set NGINX)"
+        die "nginx not found (install Debian's \`nginx\` package, or set MODELVET_NGINX)"
     fi
 }
 
@@ -179,7 +180,7 @@ start() {  # serve work [port]
     for _ in $(seq "$attempts"); do
         [[ -n "${3:-}" ]] || port=$(( 10000 + RANDOM % 22000 ))
         write_config "$work" "$serve" "$port" "$scheme"
-        if "$nginx" -p "$work" -c "$work/nginx.conf" -e "$work/error.log" \
+        if env -u NGINX "$nginx" -p "$work" -c "$work/nginx.conf" -e "$work/error.log" \
             < /dev/null > "$work/nginx.out" 2>&1; then
             started=1
             break
@@ -194,7 +195,8 @@ start() {  # serve work [port]
 
     local url="$scheme://127.0.0.1:$port/" curl_tls=() code=""
     [[ "$scheme" == https ]] && curl_tls=(--cacert "$work/ca.pem")
-    for _ in $(seq 50); do
+    local deadline=$(( SECONDS + 15 ))
+    while (( SECONDS < deadline )); do
         # Any HTTP status means nginx answers (the root is no listing: 404).
         code="$(curl -sS "${curl_tls[@]}" --max-time 2 -o /dev/null -w '%{http_code}' "$url" 2> "$work/curl.log")" \
             && [[ "$code" != 000 ]] && break

@@ -1,0 +1,297 @@
+//! Transfers: opening a source at an offset (an HTTP range request or a seek), with timeouts,
+//! bounded redirects that never leave the allowed schemes, and the classification of every
+//! failure as transient (retry, resume) or permanent (try the next mirror).
+//!
+//! This module moves bytes and reports what the server claimed; it never decides whether the
+//! bytes are right (that is the digest's job, in `place`).
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::blocking::Client as HttpClient;
+use reqwest::header::{
+    HeaderMap, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, RANGE, RETRY_AFTER,
+};
+use reqwest::StatusCode;
+
+use crate::fetch::source::{check_http, HttpPolicy, Location, Source};
+
+/// How the client behaves on the network.
+#[derive(Debug, Clone)]
+pub struct TransferOptions {
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of a response.
+    pub read_timeout: Duration,
+    pub max_redirects: usize,
+    pub http: HttpPolicy,
+    /// Extra CA certificates (PEM files) to trust, e.g. a test CA.
+    pub ca_certs: Vec<PathBuf>,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            max_redirects: 10,
+            http: HttpPolicy::default(),
+            ca_certs: Vec::new(),
+        }
+    }
+}
+
+/// Why opening or reading a source failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth retrying the same source, resuming where it stopped (`retry_after` from the
+    /// server, if it said).
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// This source will not work; try the next mirror.
+    Permanent { reason: String },
+    /// The server's metadata contradicts the signed manifest.
+    Mismatch { reason: String },
+}
+
+impl Failure {
+    pub fn reason(&self) -> &str {
+        match self {
+            Failure::Transient { reason, .. }
+            | Failure::Permanent { reason }
+            | Failure::Mismatch { reason } => reason,
+        }
+    }
+}
+
+/// An open body positioned at `offset`.
+pub struct Opened {
+    pub reader: Box<dyn Read + Send>,
+    /// Where the body starts in the file: the requested offset for a honoured range, 0 when
+    /// the server sent the whole file instead.
+    pub start: u64,
+    /// Bytes the server says the body holds, when it says.
+    pub length: Option<u64>,
+    pub headers: HeaderMap,
+}
+
+/// A configured HTTP client (one per fetch, shared by its threads).
+pub struct Client {
+    http: HttpClient,
+}
+
+/// The client could not be built (a bad CA file, say).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientError(pub String);
+
+impl Client {
+    pub fn new(options: &TransferOptions) -> Result<Client, ClientError> {
+        let policy = options.http;
+        let max_redirects = options.max_redirects;
+        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= max_redirects {
+                attempt.error(format!("more than {max_redirects} redirects"))
+            } else if let Err(reason) = check_http(attempt.url(), policy) {
+                attempt.error(format!("redirect refused: {reason}"))
+            } else {
+                attempt.follow()
+            }
+        });
+        let mut builder = HttpClient::builder()
+            .user_agent(concat!("modelvet/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(options.connect_timeout)
+            // The blocking client applies this to the response head and to every read.
+            .timeout(options.read_timeout)
+            .redirect(redirect);
+        for path in &options.ca_certs {
+            let pem = std::fs::read(path).map_err(|error| {
+                ClientError(format!(
+                    "could not read CA certificate `{}`: {error}",
+                    path.display()
+                ))
+            })?;
+            let certificate = reqwest::Certificate::from_pem(&pem).map_err(|error| {
+                ClientError(format!(
+                    "`{}` is not a PEM certificate: {error}",
+                    path.display()
+                ))
+            })?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let http = builder
+            .build()
+            .map_err(|error| ClientError(format!("could not set up the HTTP client: {error}")))?;
+        Ok(Client { http })
+    }
+
+    /// Opens `source` at `offset`.
+    pub fn open(&self, source: &Source, offset: u64) -> Result<Opened, Failure> {
+        match &source.location {
+            Location::File(path) => open_file(path, offset),
+            Location::Http(url) => {
+                let mut request = self.http.get(url.clone());
+                if offset > 0 {
+                    request = request.header(RANGE, format!("bytes={offset}-"));
+                }
+                if let Some(token) = &source.token {
+                    request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+                }
+                let response = request.send().map_err(|error| classify_error(&error))?;
+                let status = response.status();
+                let headers = response.headers().clone();
+                let length = headers
+                    .get(CONTENT_LENGTH)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.parse::<u64>().ok());
+                let start = match status {
+                    StatusCode::PARTIAL_CONTENT => {
+                        content_range_start(&headers).ok_or_else(|| Failure::Transient {
+                            reason: "206 without a usable Content-Range".into(),
+                            retry_after: None,
+                        })?
+                    }
+                    StatusCode::OK => 0,
+                    StatusCode::RANGE_NOT_SATISFIABLE => {
+                        return Err(Failure::Transient {
+                            reason: format!("range from byte {offset} not satisfiable"),
+                            retry_after: None,
+                        })
+                    }
+                    status
+                        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() =>
+                    {
+                        return Err(Failure::Transient {
+                            reason: format!("server answered {status}"),
+                            retry_after: retry_after(&headers),
+                        })
+                    }
+                    status => {
+                        return Err(Failure::Permanent {
+                            reason: format!("server answered {status}"),
+                        })
+                    }
+                };
+                Ok(Opened {
+                    reader: Box::new(response),
+                    start,
+                    length,
+                    headers,
+                })
+            }
+        }
+    }
+
+    /// Reads a small document (a manifest, a signature) whole, refusing more than `limit`.
+    pub fn read_small(&self, location: &Location, limit: u64) -> Result<Vec<u8>, String> {
+        let source = Source {
+            location: location.clone(),
+            label: String::new(),
+            hub_revision: None,
+            token: None,
+        };
+        let opened = self
+            .open(&source, 0)
+            .map_err(|failure| failure.reason().to_owned())?;
+        let mut bytes = Vec::new();
+        opened
+            .reader
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|error| error.to_string())?;
+        if bytes.len() as u64 > limit {
+            return Err(format!("larger than the limit of {limit} bytes"));
+        }
+        Ok(bytes)
+    }
+}
+
+fn open_file(path: &std::path::Path, offset: u64) -> Result<Opened, Failure> {
+    let permanent = |error: io::Error| Failure::Permanent {
+        reason: format!("cannot read `{}`: {error}", path.display()),
+    };
+    let mut file = File::open(path).map_err(permanent)?;
+    let length = file.metadata().map_err(permanent)?.len();
+    let start = offset.min(length);
+    file.seek(SeekFrom::Start(start)).map_err(permanent)?;
+    Ok(Opened {
+        reader: Box::new(file),
+        start,
+        length: Some(length - start),
+        headers: HeaderMap::new(),
+    })
+}
+
+fn classify_error(error: &reqwest::Error) -> Failure {
+    let reason = error_chain(error);
+    if error.is_redirect() || error.is_builder() {
+        Failure::Permanent { reason }
+    } else {
+        Failure::Transient {
+            reason,
+            retry_after: None,
+        }
+    }
+}
+
+/// reqwest's message and its causes on one line (the cause holds the useful part).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn content_range_start(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
+    let range = value.strip_prefix("bytes ")?;
+    let (start, _) = range.split_once('-')?;
+    start.trim().parse().ok()
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds.min(60)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn reads_content_range_and_retry_after() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_RANGE, HeaderValue::from_static("bytes 100-199/200"));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(content_range_start(&headers), Some(100));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn files_open_at_an_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let mut opened = open_file(&path, 4).unwrap();
+        let mut rest = String::new();
+        opened.reader.read_to_string(&mut rest).unwrap();
+        assert_eq!(
+            (opened.start, opened.length, rest.as_str()),
+            (4, Some(6), "456789")
+        );
+    }
+}
