@@ -250,16 +250,22 @@ impl Context<'_> {
         };
         let mut reasons = Vec::new();
         let mut mismatch = None;
+        let mut refused = Vec::new();
         for raw in &raw_sources {
-            let source = match source::resolve(
+            let resolved = source::resolve(
                 raw,
                 self.base,
                 &self.options.hub,
                 self.options.transfer.http,
-            ) {
+            );
+            let source = match resolved {
                 Ok(source) => source,
                 Err(reason) => {
                     reasons.push(format!("`{}`: refused: {reason}", quote(raw)));
+                    refused.push(Finding::new(
+                        Code::SourceRefused,
+                        format!("source `{}` not used: {reason}", quote(raw)),
+                    ));
                     continue;
                 }
             };
@@ -272,15 +278,13 @@ impl Context<'_> {
                 ));
                 continue;
             }
-            match place::download(
-                self.client,
-                &source,
-                file,
-                &partial,
-                self.options.retry,
-                self.progress,
-            ) {
-                Ok(()) => return self.accept(file, &partial),
+            let retry = self.options.retry;
+            match place::download(self.client, &source, file, &partial, retry, self.progress) {
+                Ok(()) => {
+                    let mut entry = self.accept(file, &partial)?;
+                    entry.findings.extend(refused);
+                    return Ok(entry);
+                }
                 Err(Failure::Mismatch { reason }) => {
                     reasons.push(format!("`{}`: {reason}", quote(raw)));
                     mismatch.get_or_insert(reason);
@@ -293,14 +297,14 @@ impl Context<'_> {
         } else {
             Code::DownloadFailed
         };
-        Ok(failed(
+        let reasons = reasons.join("; ");
+        let mut entry = failed(
             file,
             code,
-            format!(
-                "no source delivered the signed bytes: {}",
-                reasons.join("; ")
-            ),
-        ))
+            format!("no source delivered the signed bytes: {reasons}"),
+        );
+        entry.findings.extend(refused);
+        Ok(entry)
     }
 
     /// A partial file holding the signed bytes: scan it, then place it (or refuse it).

@@ -10,8 +10,10 @@
 )]
 
 mod explain;
+mod fetch;
 mod fetch_local;
 mod robustness;
 mod scan;
+mod server;
 mod support;
 mod verify;
