@@ -12,6 +12,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use modelvet::fetch::place;
+use modelvet::manifest::Manifest;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -186,22 +188,19 @@ fn fetch_over_https_from_nginx_verifies_and_resumes_with_a_range_request() {
     };
     fetch("dest", "state", "cache");
 
-    // 2. A resumed download: the first half of one file is already there, so the rest must be
-    //    asked for with a Range header and served as 206. New state and cache: nothing may come
-    //    from the first run.
-    let (resumed, digest) = files
-        .iter()
-        .find(|(path, _)| path == "model.safetensors")
+    // 2. A resumed download: the first half of one file is already in the partial area, so
+    //    the rest must be asked for with a Range header and served as 206. New state and cache:
+    //    nothing may come from the first run. The library names the partial file, so this test
+    //    follows its naming rule rather than restating it.
+    let resumed = "model.safetensors";
+    let parsed = Manifest::parse(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let entry = parsed
+        .file(resumed)
         .expect("the demo model has model.safetensors");
+    let partial = place::partial_path(&dir.join("dest2").join(place::PARTIAL_DIR), entry);
+    fs::create_dir_all(partial.parent().unwrap()).unwrap();
     let bytes = fs::read(model.join(resumed)).unwrap();
-    let partial = dir.join("dest2/.modelvet-partial");
-    fs::create_dir_all(&partial).unwrap();
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest.as_str());
-    fs::write(
-        partial.join(format!("{hex}.part")),
-        &bytes[..bytes.len() / 2],
-    )
-    .unwrap();
+    fs::write(&partial, &bytes[..bytes.len() / 2]).unwrap();
     fetch("dest2", "state2", "cache2");
     let log = server.access_log();
     let wanted = format!("206 GET /{resumed} ");
