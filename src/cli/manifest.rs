@@ -69,24 +69,109 @@ enum ManifestCommand {
         #[arg(long, hide = true)]
         current_time: Option<Timestamp>,
     },
+    /// Draft a manifest from a Hugging Face repository at a full commit hash.
+    ///
+    /// LFS files are recorded from the hub's tree listing (size and SHA-256, not downloaded);
+    /// small files are downloaded, hashed and scanned. Pickle files are listed as policy
+    /// violations and left out (exit 1). Each file's source is `hf://ORG/REPO@COMMIT/PATH`.
+    /// Uses $HF_ENDPOINT and $HF_TOKEN. The draft is unsigned: review it, then sign it.
+    #[command(
+        name = "import-hf",
+        after_help = "Example:
+  modelvet manifest import-hf org/ct-model@3f1c0e0d9a8b7c6d5e4f30211a2b3c4d5e6f7081 --out manifest.json"
+    )]
+    ImportHf {
+        /// ORG/REPO@COMMIT (a full 40-character commit hash).
+        repo: modelvet::fetch::hub::HubRef,
+        /// Release name (default: ORG/REPO).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        version: u64,
+        /// When verifiers stop accepting this release (default: one year from now).
+        #[arg(long)]
+        expires: Option<Timestamp>,
+        /// Trust this CA certificate (PEM) for the hub endpoint.
+        #[arg(long = "ca-cert", value_name = "PEM")]
+        ca_certs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, hide = true)]
+        current_time: Option<Timestamp>,
+    },
 }
 
 pub fn run(args: ManifestArgs) -> anyhow::Result<u8> {
-    let ManifestCommand::Create {
+    match args.command {
+        ManifestCommand::ImportHf {
+            repo,
+            name,
+            version,
+            expires,
+            ca_certs,
+            out,
+            current_time,
+        } => import_hf(repo, name, version, expires, ca_certs, &out, current_time),
+        ManifestCommand::Create {
+            dir,
+            name,
+            version,
+            expires,
+            issued_at,
+            chunk_size,
+            license,
+            source_repository,
+            source_revision,
+            intended_use,
+            source_prefixes,
+            out,
+            current_time,
+        } => create(CreateOptions {
+            dir,
+            name,
+            version,
+            expires,
+            issued_at,
+            chunk_size,
+            annotations: Annotations {
+                license,
+                source_repository,
+                source_revision,
+                intended_use,
+            },
+            source_prefixes,
+            out,
+            current_time,
+        }),
+    }
+}
+
+struct CreateOptions {
+    dir: PathBuf,
+    name: String,
+    version: u64,
+    expires: Timestamp,
+    issued_at: Option<Timestamp>,
+    chunk_size: Option<u64>,
+    annotations: Annotations,
+    source_prefixes: Vec<String>,
+    out: PathBuf,
+    current_time: Option<Timestamp>,
+}
+
+fn create(options: CreateOptions) -> anyhow::Result<u8> {
+    let CreateOptions {
         dir,
         name,
         version,
         expires,
         issued_at,
         chunk_size,
-        license,
-        source_repository,
-        source_revision,
-        intended_use,
+        annotations,
         source_prefixes,
         out,
         current_time,
-    } = args.command;
+    } = options;
     let signature = modelvet::trust::dsse::signature_path(&out);
     let issued_at = issued_at.unwrap_or_else(|| current_time.unwrap_or_else(Timestamp::now));
     anyhow::ensure!(
@@ -110,12 +195,7 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<u8> {
         issued_at,
         expires,
         chunk_size,
-        annotations: Annotations {
-            license,
-            source_repository,
-            source_revision,
-            intended_use,
-        },
+        annotations,
         exclude: vec![out.clone(), signature.clone()],
         source_prefixes,
         threads: 0,
@@ -182,4 +262,78 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<u8> {
 fn eprintln_note(text: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr().lock(), "note: {text}");
+}
+
+fn import_hf(
+    repo: modelvet::fetch::hub::HubRef,
+    name: Option<String>,
+    version: u64,
+    expires: Option<Timestamp>,
+    ca_certs: Vec<PathBuf>,
+    out: &std::path::Path,
+    current_time: Option<Timestamp>,
+) -> anyhow::Result<u8> {
+    use modelvet::fetch::hub::{self, ImportRequest};
+    use modelvet::fetch::source::HubConfig;
+    use modelvet::fetch::transfer::{Client, TransferOptions};
+
+    let now = current_time.unwrap_or_else(Timestamp::now);
+    let client = Client::new(&TransferOptions {
+        ca_certs,
+        ..TransferOptions::default()
+    })?;
+    let hub_config = HubConfig::from_env().map_err(anyhow::Error::msg)?;
+    let request = ImportRequest {
+        name: name.unwrap_or_else(|| repo.repo.clone()),
+        hub_ref: repo,
+        version,
+        issued_at: now,
+        expires: expires.unwrap_or_else(|| now.plus_seconds(365 * 86_400)),
+    };
+    let import = hub::import(&client, &hub_config, &request, &ScanOptions::default())
+        .map_err(|reason| anyhow::anyhow!("could not import from the hub: {reason}"))?;
+    let violations = !import.violations.is_empty();
+    if let Some(manifest) = &import.manifest {
+        write_atomically(out, &manifest.to_json())?;
+    }
+    let entries = import
+        .violations
+        .into_iter()
+        .map(|(path, findings)| FileEntry {
+            path,
+            format: None,
+            size: None,
+            verdict: modelvet::policy::Verdict::Reject,
+            findings,
+            error: None,
+        })
+        .collect();
+    let report = Report::new("manifest-import-hf", entries);
+    write_stdout(|stdout| {
+        if violations {
+            modelvet::report::human::render(
+                &report,
+                modelvet::report::human::Color::Never,
+                stdout,
+            )?;
+        }
+        match &import.manifest {
+            Some(manifest) => writeln!(
+                stdout,
+                "wrote draft `{}`: {} files of `{}` (unsigned: review, then `modelvet sign`)",
+                out.display(),
+                manifest.files.len(),
+                manifest.name
+            ),
+            None => writeln!(
+                stdout,
+                "no draft written: no file of the repository can be published"
+            ),
+        }
+    })?;
+    Ok(if violations || import.manifest.is_none() {
+        1
+    } else {
+        0
+    })
 }

@@ -10,6 +10,7 @@
 //! moves bytes, `place` guards the destination, `cache` keeps verified copies.
 
 pub mod cache;
+pub mod hub;
 pub mod place;
 pub mod source;
 pub mod transfer;

@@ -193,8 +193,17 @@ impl Client {
             hub_revision: None,
             token: None,
         };
+        self.read_document(&source, limit).map(|(bytes, _)| bytes)
+    }
+
+    /// Reads a small document whole, with the response headers (for pagination links).
+    pub fn read_document(
+        &self,
+        source: &Source,
+        limit: u64,
+    ) -> Result<(Vec<u8>, HeaderMap), String> {
         let opened = self
-            .open(&source, 0)
+            .open(source, 0)
             .map_err(|failure| failure.reason().to_owned())?;
         let mut bytes = Vec::new();
         opened
@@ -205,7 +214,7 @@ impl Client {
         if bytes.len() as u64 > limit {
             return Err(format!("larger than the limit of {limit} bytes"));
         }
-        Ok(bytes)
+        Ok((bytes, opened.headers))
     }
 }
 

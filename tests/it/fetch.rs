@@ -820,3 +820,123 @@ fn offline_with_an_empty_cache_fails_without_touching_the_network() {
         assert!(!fetched.dest.join(file).exists(), "{}", fetched.context());
     }
 }
+
+#[test]
+fn a_hub_repository_is_imported_signed_and_fetched() {
+    // The hub lists LFS files with their SHA-256; small files are downloaded and hashed.
+    let weights = demo(WEIGHTS);
+    let listing = serde_json::json!([
+        {"type": "file", "path": "README.md", "size": demo("README.md").len(), "oid": "x"},
+        {"type": "file", "path": "config.json", "size": demo("config.json").len(), "oid": "y"},
+        {"type": "directory", "path": "sub", "oid": "z"},
+        {"type": "file", "path": WEIGHTS, "size": 134, "oid": "w",
+         "lfs": {"oid": sha256_hex(&weights), "size": weights.len(), "pointerSize": 134}},
+        {"type": "file", "path": "pytorch_model.bin", "size": 134, "oid": "p",
+         "lfs": {"oid": "ab".repeat(32), "size": 1000, "pointerSize": 134}},
+    ]);
+    let mut hub_routes = vec![Route::normal(
+        &format!("/api/models/demo/ct-segmenter/tree/{COMMIT}"),
+        serde_json::to_vec(&listing).unwrap(),
+    )];
+    for file in FILES {
+        let body = demo(file);
+        let (etag, size) = (sha256_hex(&body), body.len() as u64);
+        let commit = COMMIT.to_owned();
+        hub_routes.push(Route::new(
+            &hub_path(file),
+            body,
+            Behaviour::HubResolve { etag, size, commit },
+        ));
+    }
+    let hub = TestServer::start("127.0.0.1", hub_routes);
+    let endpoint = hub.base_url();
+    let env = [("HF_ENDPOINT", endpoint.as_str()), ("HF_TOKEN", HF_TOKEN)];
+
+    let work = tempfile::tempdir().unwrap();
+    let path = |name: &str| work.path().join(name).display().to_string();
+    let repo = format!("demo/ct-segmenter@{COMMIT}");
+    let (code, stdout, stderr, _) = run_bounded(
+        &[
+            "manifest",
+            "import-hf",
+            &repo,
+            "--expires",
+            "2099-01-01T00:00:00Z",
+            "--out",
+            &path("manifest.json"),
+        ],
+        &env,
+    );
+    // The pickle checkpoint is a policy violation: reported, left out, exit 1.
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("pytorch_model.bin") && stdout.contains("pickle-format"),
+        "{stdout}"
+    );
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(path("manifest.json")).unwrap()).unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3, "{manifest:#}");
+    assert_eq!(manifest["annotations"]["source_revision"], COMMIT);
+    for file in files {
+        let name = file["path"].as_str().unwrap();
+        assert_eq!(file["sha256"], sha256_hex(&demo(name)), "{name}");
+        assert_eq!(
+            file["urls"][0],
+            format!("hf://demo/ct-segmenter@{COMMIT}/{name}")
+        );
+    }
+    assert_eq!(
+        files.iter().find(|f| f["path"] == WEIGHTS).unwrap()["format"],
+        "safetensors"
+    );
+
+    // Reviewed and signed, the draft fetches from the hub.
+    let ok = |args: &[&str]| {
+        let (code, stdout, stderr, _) = run_bounded(args, &env);
+        assert_eq!(code, 0, "{args:?}\n{stdout}\n{stderr}");
+    };
+    ok(&["key", "generate", "--out", &path("snakeoil")]);
+    ok(&[
+        "trust",
+        "init",
+        "--key",
+        &path("snakeoil.pub"),
+        "--out",
+        &path("trust.json"),
+    ]);
+    ok(&[
+        "sign",
+        &path("manifest.json"),
+        "--key",
+        &path("snakeoil.key"),
+    ]);
+    ok(&[
+        "fetch",
+        &path("manifest.json"),
+        "--trust",
+        &path("trust.json"),
+        "--dest",
+        &path("dest"),
+        "--state",
+        &path("state"),
+        "--no-cache",
+    ]);
+    assert_eq!(
+        fs::read(work.path().join("dest").join(WEIGHTS)).unwrap(),
+        weights
+    );
+
+    // A branch name is not a pinned revision.
+    let (code, _, stderr, _) = run_bounded(
+        &[
+            "manifest",
+            "import-hf",
+            "demo/ct-segmenter@main",
+            "--out",
+            &path("other.json"),
+        ],
+        &env,
+    );
+    assert_eq!(code, 2, "{stderr}");
+}
