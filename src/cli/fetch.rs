@@ -79,6 +79,9 @@ pub struct FetchArgs {
     /// Files downloaded at once.
     #[arg(long, default_value_t = 4)]
     jobs: usize,
+    /// Parallel range requests per file, for files whose manifest entry has chunk digests.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
     /// Treat warnings as rejections.
     #[arg(long)]
     strict: bool,
@@ -147,6 +150,7 @@ pub fn run(args: FetchArgs, color: Color) -> anyhow::Result<u8> {
         cache,
         hub: HubConfig::from_env().map_err(anyhow::Error::msg)?,
         jobs: args.jobs,
+        range_connections: args.connections,
     };
     let request = FetchRequest {
         manifest: args.manifest,

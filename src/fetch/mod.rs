@@ -65,6 +65,8 @@ pub struct FetchOptions {
     pub hub: HubConfig,
     /// Files fetched at once.
     pub jobs: usize,
+    /// Connections per file for files with chunk digests (parallel ranges).
+    pub range_connections: usize,
 }
 
 /// The fetch could not be carried out at all.
@@ -280,7 +282,26 @@ impl Context<'_> {
                 continue;
             }
             let retry = self.options.retry;
-            match place::download(self.client, &source, file, &partial, retry, self.progress) {
+            let parallel = file
+                .chunks
+                .as_ref()
+                .is_some_and(|chunks| chunks.sha256.len() > 1)
+                && matches!(source.location, Location::Http(_));
+            let downloaded = if parallel {
+                let connections = self.options.range_connections;
+                place::download_chunked(
+                    self.client,
+                    &source,
+                    file,
+                    &partial,
+                    retry,
+                    connections,
+                    self.progress,
+                )
+            } else {
+                place::download(self.client, &source, file, &partial, retry, self.progress)
+            };
+            match downloaded {
                 Ok(()) => {
                     let mut entry = self.accept(file, &partial)?;
                     entry.findings.extend(refused);

@@ -178,6 +178,224 @@ fn download_once(
     finish(&out, hasher, file)
 }
 
+/// Downloads a file that has chunk digests as parallel ranges, one chunk at a time per
+/// connection, each chunk verified against its own signed digest before the next is asked
+/// for; since the chunk digests are signed, all chunks matching proves the whole file. A
+/// resumed partial keeps every chunk that still verifies. Falls back to one stream when the
+/// server does not honour bounded ranges.
+pub fn download_chunked(
+    client: &Client,
+    source: &Source,
+    file: &ManifestFile,
+    partial: &Path,
+    retry: RetryPolicy,
+    connections: usize,
+    progress: &dyn Progress,
+) -> Result<(), Failure> {
+    let Some(chunks) = &file.chunks else {
+        return download(client, source, file, partial, retry, progress);
+    };
+    let io_failure = |what: &str, error: io::Error| Failure::Permanent {
+        reason: format!("{what} `{}`: {error}", partial.display()),
+    };
+    let out = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(false)
+        .open(partial)
+        .map_err(|error| io_failure("cannot open", error))?;
+    out.set_len(file.size)
+        .map_err(|error| io_failure("cannot size", error))?;
+    let spans: Vec<(u64, u64)> = (0..chunks.sha256.len() as u64)
+        .map(|index| {
+            let start = index.saturating_mul(chunks.chunk_size);
+            (
+                start,
+                chunks.chunk_size.min(file.size.saturating_sub(start)),
+            )
+        })
+        .collect();
+    // Resume: keep the chunks that already verify.
+    let mut pending = Vec::new();
+    for (index, (span, expected)) in spans.iter().zip(&chunks.sha256).enumerate() {
+        let verified =
+            read_chunk_digest(&out, span.0, span.1).is_ok_and(|digest| digest == *expected);
+        if verified {
+            progress.advance(span.1);
+        } else {
+            pending.push(index);
+        }
+    }
+
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failure: std::sync::Mutex<Option<Failure>> = std::sync::Mutex::new(None);
+    let workers = connections.clamp(1, 8).min(pending.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                if failure.lock().map_or(true, |failure| failure.is_some()) {
+                    break;
+                }
+                let slot = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(index) = pending.get(slot) else {
+                    break;
+                };
+                let (Some(span), Some(expected)) = (spans.get(*index), chunks.sha256.get(*index))
+                else {
+                    break;
+                };
+                let mut attempt = 0u32;
+                let result = loop {
+                    match fetch_chunk(client, source, &out, *span, expected, progress) {
+                        Err(Failure::Transient { retry_after, .. }) if attempt < retry.retries => {
+                            std::thread::sleep(
+                                retry_after.unwrap_or_else(|| backoff(retry, attempt)),
+                            );
+                            attempt += 1;
+                        }
+                        other => break other,
+                    }
+                };
+                if let Err(error) = result {
+                    if let Ok(mut failure) = failure.lock() {
+                        failure.get_or_insert(error);
+                    }
+                    break;
+                }
+            });
+        }
+    });
+    match failure.into_inner().ok().flatten() {
+        None => out
+            .sync_all()
+            .map_err(|error| io_failure("cannot flush", error)),
+        Some(Failure::Permanent { reason }) if reason.starts_with(NO_RANGES) => {
+            // The server cannot serve bounded ranges: one stream from the start instead.
+            out.set_len(0)
+                .map_err(|error| io_failure("cannot truncate", error))?;
+            drop(out);
+            download(client, source, file, partial, retry, progress)
+        }
+        Some(failure) => {
+            if !matches!(failure, Failure::Transient { .. }) {
+                let _ = fs::remove_file(partial);
+            }
+            Err(failure)
+        }
+    }
+}
+
+const NO_RANGES: &str = "server does not honour bounded ranges";
+
+/// One chunk: a bounded range, written at its offset, hashed, compared with its digest.
+fn fetch_chunk(
+    client: &Client,
+    source: &Source,
+    out: &File,
+    (start, len): (u64, u64),
+    expected: &Sha256,
+    progress: &dyn Progress,
+) -> Result<(), Failure> {
+    let last = start.saturating_add(len).saturating_sub(1);
+    let opened = client.open_range(source, start, Some(last))?;
+    if opened.start != start || opened.length.is_some_and(|length| length > len) {
+        return Err(Failure::Permanent {
+            reason: format!("{NO_RANGES} (asked for bytes {start}-{last})"),
+        });
+    }
+    let mut reader = opened.reader.take(len.saturating_add(1));
+    let mut hasher = Sha256Hasher::new();
+    let mut buffer = vec![0u8; BUFFER];
+    let mut have = 0u64;
+    loop {
+        let read = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                return Err(Failure::Transient {
+                    reason: format!(
+                        "chunk at byte {start} broke off: {}",
+                        crate::fetch::transfer::error_chain(&error)
+                    ),
+                    retry_after: None,
+                })
+            }
+        };
+        if have.saturating_add(read as u64) > len {
+            return Err(Failure::Permanent {
+                reason: format!(
+                    "source sends more than the {len} bytes of the chunk at byte {start}"
+                ),
+            });
+        }
+        let chunk = buffer.get(..read).unwrap_or_default();
+        write_at(out, chunk, start + have).map_err(|error| Failure::Permanent {
+            reason: format!("cannot write: {error}"),
+        })?;
+        hasher.update(chunk);
+        have += read as u64;
+        progress.advance(read as u64);
+    }
+    if have < len {
+        return Err(Failure::Transient {
+            reason: format!("chunk at byte {start} ended after {have} of {len} bytes"),
+            retry_after: None,
+        });
+    }
+    let computed = Sha256::from_bytes(hasher.finalize().into());
+    if computed != *expected {
+        return Err(Failure::Permanent {
+            reason: format!("wrong bytes in the chunk at byte {start}: expected sha256:{expected}, computed sha256:{computed}"),
+        });
+    }
+    Ok(())
+}
+
+fn read_chunk_digest(file: &File, start: u64, len: u64) -> io::Result<Sha256> {
+    let mut hasher = Sha256Hasher::new();
+    let mut buffer = vec![0u8; BUFFER];
+    let mut done = 0u64;
+    while done < len {
+        let want = usize::try_from((len - done).min(BUFFER as u64)).unwrap_or(BUFFER);
+        let chunk = buffer.get_mut(..want).unwrap_or_default();
+        read_exact_at(file, chunk, start + done)?;
+        hasher.update(&*chunk);
+        done += want as u64;
+    }
+    Ok(Sha256::from_bytes(hasher.finalize().into()))
+}
+
+#[cfg(unix)]
+fn write_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, bytes: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, bytes, offset)
+}
+
+#[cfg(windows)]
+fn write_at(file: &File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let written = std::os::windows::fs::FileExt::seek_write(file, bytes, offset)?;
+        bytes = bytes.get(written..).unwrap_or_default();
+        offset += written as u64;
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, bytes: &mut [u8], offset: u64) -> io::Result<()> {
+    crate::scan::source::ReadAt::read_exact_at(
+        &crate::scan::source::FileSource::new(file.try_clone()?)?,
+        bytes,
+        offset,
+    )
+}
+
 /// Compares the finished digest; a mismatch is permanent for this source.
 fn finish(out: &File, hasher: Sha256Hasher, file: &ManifestFile) -> Result<(), Failure> {
     let computed = Sha256::from_bytes(hasher.finalize().into());

@@ -130,12 +130,27 @@ impl Client {
 
     /// Opens `source` at `offset`.
     pub fn open(&self, source: &Source, offset: u64) -> Result<Opened, Failure> {
+        self.open_range(source, offset, None)
+    }
+
+    /// Opens `source` at `offset`, up to and including byte `last` when given (a bounded
+    /// range, for parallel chunk downloads).
+    pub fn open_range(
+        &self,
+        source: &Source,
+        offset: u64,
+        last: Option<u64>,
+    ) -> Result<Opened, Failure> {
         match &source.location {
             Location::File(path) => open_file(path, offset),
             Location::Http(url) => {
                 let mut request = self.http.get(url.clone());
-                if offset > 0 {
-                    request = request.header(RANGE, format!("bytes={offset}-"));
+                match last {
+                    Some(last) => request = request.header(RANGE, format!("bytes={offset}-{last}")),
+                    None if offset > 0 => {
+                        request = request.header(RANGE, format!("bytes={offset}-"))
+                    }
+                    None => {}
                 }
                 if let Some(token) = &source.token {
                     request = request.header(AUTHORIZATION, format!("Bearer {token}"));

@@ -940,3 +940,143 @@ fn a_hub_repository_is_imported_signed_and_fetched() {
     );
     assert_eq!(code, 2, "{stderr}");
 }
+
+/// A release of one 3.5 MiB file with 1 MiB chunk digests, served by `routes_for(body)`.
+fn chunked_release(work: &Path, body: &[u8], prefix: &str) {
+    fs::create_dir_all(work.join("model")).unwrap();
+    fs::write(work.join("model/weights.bin"), body).unwrap();
+    let path = |name: &str| work.join(name).display().to_string();
+    for args in [
+        vec!["key", "generate", "--out", &path("snakeoil")],
+        vec![
+            "trust",
+            "init",
+            "--key",
+            &path("snakeoil.pub"),
+            "--out",
+            &path("trust.json"),
+        ],
+        vec![
+            "manifest",
+            "create",
+            &path("model"),
+            "--name",
+            "demo/chunked",
+            "--version",
+            "1",
+            "--expires",
+            "2099-01-01T00:00:00Z",
+            "--chunk-size",
+            "1048576",
+            "--source-prefix",
+            prefix,
+            "--out",
+            &path("manifest.json"),
+        ],
+        vec![
+            "sign",
+            &path("manifest.json"),
+            "--key",
+            &path("snakeoil.key"),
+        ],
+    ] {
+        let (code, stdout, stderr, _) = run_bounded(&args, &[]);
+        assert_eq!(code, 0, "{args:?}\n{stdout}\n{stderr}");
+    }
+}
+
+fn fetch_chunked(work: &Path, dest: &str) -> (i32, String) {
+    let path = |name: &str| work.join(name).display().to_string();
+    let (code, stdout, stderr, _) = run_bounded(
+        &[
+            "fetch",
+            &path("manifest.json"),
+            "--trust",
+            &path("trust.json"),
+            "--dest",
+            &path(dest),
+            "--state",
+            &path("state"),
+            "--no-cache",
+            "--retries",
+            "3",
+            "--read-timeout",
+            "2",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    (code, format!("{stdout}\n{stderr}"))
+}
+
+#[test]
+fn files_with_chunk_digests_arrive_as_parallel_verified_ranges() {
+    let body: Vec<u8> = (0..(3 << 20) + (1 << 19))
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let server = TestServer::start(
+        "127.0.0.1",
+        vec![Route::new(
+            "/c/weights.bin",
+            body.clone(),
+            Behaviour::DropAfter {
+                bytes: 1000,
+                times: 2,
+            },
+        )],
+    );
+    let work = tempfile::tempdir().unwrap();
+    chunked_release(work.path(), &body, &prefix(&server, "/c"));
+    let (code, output) = fetch_chunked(work.path(), "dest");
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        fs::read(work.path().join("dest/weights.bin")).unwrap(),
+        body
+    );
+    let ranges: Vec<String> = server
+        .requests_to("/c/weights.bin")
+        .iter()
+        .filter_map(|request| request.header("range").map(str::to_owned))
+        .collect();
+    // Four chunks, each asked for as a bounded range (two of them twice after a drop).
+    assert!(
+        ranges.iter().any(|range| range == "bytes=3145728-3670015"),
+        "{ranges:?}"
+    );
+    assert!(ranges.len() >= 4, "{ranges:?}");
+
+    // A server that ignores ranges still delivers, through one stream.
+    let plain = TestServer::start(
+        "127.0.0.1",
+        vec![Route::new(
+            "/c/weights.bin",
+            body.clone(),
+            Behaviour::IgnoreRange,
+        )],
+    );
+    let work = tempfile::tempdir().unwrap();
+    chunked_release(work.path(), &body, &prefix(&plain, "/c"));
+    let (code, output) = fetch_chunked(work.path(), "dest");
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        fs::read(work.path().join("dest/weights.bin")).unwrap(),
+        body
+    );
+
+    // Wrong bytes in one chunk: refused, nothing placed.
+    let wrong = TestServer::start(
+        "127.0.0.1",
+        vec![Route::new(
+            "/c/weights.bin",
+            body.clone(),
+            Behaviour::WrongBytes,
+        )],
+    );
+    let work = tempfile::tempdir().unwrap();
+    chunked_release(work.path(), &body, &prefix(&wrong, "/c"));
+    let (code, output) = fetch_chunked(work.path(), "dest");
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("download-failed"), "{output}");
+    assert!(!work.path().join("dest/weights.bin").exists());
+}
