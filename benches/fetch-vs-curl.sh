@@ -57,7 +57,10 @@ if "$MODELVET" fetch --help > /dev/null 2>&1; then
     rm -rf "$WORK/manifest.json" "$WORK/manifest.json.sig" "$WORK/state"
     [[ -f "$WORK/snakeoil.key" ]] || "$MODELVET" key generate --out "$WORK/snakeoil" > /dev/null
     [[ -f "$WORK/trust.json" ]] || "$MODELVET" trust init --key "$WORK/snakeoil.pub" --out "$WORK/trust.json" > /dev/null
-    "$MODELVET" manifest create "$WORK/serve" --name bench/fetch --version 1 \
+    # MODELVET_BENCH_CHUNK_MIB: record chunk digests, so that fetch uses parallel ranges.
+    chunk=()
+    [[ -n "${MODELVET_BENCH_CHUNK_MIB:-}" ]] && chunk=(--chunk-size "$(( MODELVET_BENCH_CHUNK_MIB * 1048576 ))")
+    "$MODELVET" manifest create "$WORK/serve" --name bench/fetch --version 1 "${chunk[@]}" \
         --expires 2099-01-01T00:00:00Z --source-prefix "$URL" --out "$WORK/manifest.json" > /dev/null
     "$MODELVET" sign "$WORK/manifest.json" --key "$WORK/snakeoil.key" > /dev/null
 fi
