@@ -63,16 +63,19 @@ pub fn download(
     progress: &dyn Progress,
 ) -> Result<(), Failure> {
     let mut attempt = 0u32;
+    // Bytes left by an earlier run may belong to another version of the file: if they spoil
+    // the digest, that says nothing about this source, so it gets one clean try.
+    let mut stale_prefix = fs::metadata(partial).is_ok_and(|metadata| metadata.len() > 0);
     loop {
         match download_once(client, source, file, partial, progress) {
             Ok(()) => return Ok(()),
-            Err(Failure::Transient {
-                reason,
-                retry_after,
-            }) if attempt < retry.retries => {
+            Err(Failure::Transient { retry_after, .. }) if attempt < retry.retries => {
                 std::thread::sleep(retry_after.unwrap_or_else(|| backoff(retry, attempt)));
                 attempt += 1;
-                let _ = reason;
+            }
+            Err(Failure::Permanent { .. }) if stale_prefix => {
+                stale_prefix = false;
+                let _ = fs::remove_file(partial);
             }
             Err(failure) => {
                 if !matches!(failure, Failure::Transient { .. }) {

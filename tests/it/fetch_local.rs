@@ -205,3 +205,39 @@ fn an_unsigned_manifest_downloads_nothing() {
         .any(|code| code == "signature-threshold-not-met"));
     assert!(!work.path().join("dest").exists());
 }
+
+#[test]
+fn a_stale_partial_from_another_version_does_not_fail_a_good_source() {
+    let work = tempfile::tempdir().unwrap();
+    let path = |name: &str| work.path().join(name).display().to_string();
+    let manifest_path = root().join("manifests/demo/manifest.json");
+    let manifest = modelvet::manifest::Manifest::parse(&fs::read(&manifest_path).unwrap()).unwrap();
+    let weights = manifest.file("model.safetensors").unwrap();
+    let partial_dir = work
+        .path()
+        .join("dest")
+        .join(modelvet::fetch::place::PARTIAL_DIR);
+    fs::create_dir_all(&partial_dir).unwrap();
+    // Half a file of other bytes, as an interrupted fetch of another version would leave.
+    fs::write(
+        modelvet::fetch::place::partial_path(&partial_dir, weights),
+        vec![0x5a; weights.size as usize / 2],
+    )
+    .unwrap();
+    let (code, report) = fetch(&[
+        &manifest_path.display().to_string(),
+        "--trust",
+        &root()
+            .join("manifests/demo/trust.json")
+            .display()
+            .to_string(),
+        "--dest",
+        &path("dest"),
+        "--state",
+        &path("state"),
+        "--no-cache",
+    ]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_dest_holds_only_verified_files(&work.path().join("dest"), &manifest_path);
+    assert!(!partial_dir.exists());
+}
