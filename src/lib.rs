@@ -4,6 +4,7 @@
 //! renders. Modules are the architecture and depend on each other in one direction only:
 //!
 //! ```text
+//! error     rendering of error chains
 //! finding   coded findings shared by every checker
 //! digest    streaming, parallel SHA-256; the Sha256 newtype
 //! manifest  manifest types, strict parsing, safe relative paths, timestamps; no I/O
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod digest;
+pub mod error;
 pub mod fetch;
 pub mod finding;
 pub mod manifest;

@@ -12,14 +12,12 @@ use modelvet::fetch::source::{HttpPolicy, HubConfig};
 use modelvet::fetch::transfer::TransferOptions;
 use modelvet::fetch::{self, FetchOptions, FetchRequest, NetworkPolicy};
 use modelvet::manifest::time::Timestamp;
-use modelvet::policy::{PolicyOptions, WarningPolicy};
 use modelvet::report::{self, human::Color, Report};
 use modelvet::scan::ScanOptions;
-use modelvet::trust::rollback::default_state_dir;
-use modelvet::verify::{ExpirationEnforcement, RollbackEnforcement, VerifyOptions};
+use modelvet::verify::{ExpirationEnforcement, VerifyOptions};
 
 use crate::cli::progress::ProgressBar;
-use crate::cli::{write_stdout, OutputFormat};
+use crate::cli::{policy_options, rollback_enforcement, write_stdout, OutputFormat};
 
 /// Download a signed model: nothing unverified ever lands at a final path.
 ///
@@ -99,14 +97,7 @@ pub struct FetchArgs {
 }
 
 pub fn run(args: FetchArgs, color: Color) -> anyhow::Result<u8> {
-    let rollback = if args.unsafe_no_rollback_check {
-        RollbackEnforcement::UnsafeSkip
-    } else {
-        let state_dir = args.state.or_else(default_state_dir).context(
-            "no state directory for rollback protection: pass --state DIR (or set MODELVET_STATE_DIR)",
-        )?;
-        RollbackEnforcement::Enforce { state_dir }
-    };
+    let rollback = rollback_enforcement(args.unsafe_no_rollback_check, args.state)?;
     let offline = args.offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|value| value == "1");
     let cache = if args.no_cache {
         None
@@ -161,13 +152,7 @@ pub fn run(args: FetchArgs, color: Color) -> anyhow::Result<u8> {
     let progress = ProgressBar::new("fetching");
     let verification = fetch::fetch(&request, &options, &progress)?;
     drop(progress);
-    let policy = PolicyOptions {
-        warnings: if args.strict {
-            WarningPolicy::Deny
-        } else {
-            WarningPolicy::Allow
-        },
-    };
+    let policy = policy_options(args.strict);
     let mut report = Report::from_verification(verification, &policy);
     report.command = "fetch";
     write_stdout(|out| match args.format {

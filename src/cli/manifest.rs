@@ -6,7 +6,6 @@ use clap::{Args, Subcommand};
 
 use modelvet::manifest::time::Timestamp;
 use modelvet::manifest::Annotations;
-use modelvet::policy::PolicyOptions;
 use modelvet::report::{FileEntry, Report};
 use modelvet::scan::ScanOptions;
 use modelvet::verify::create::{self, CreateRequest, Draft};
@@ -232,17 +231,9 @@ fn create(options: CreateOptions) -> anyhow::Result<u8> {
         Draft::Refused(files) => {
             let entries = files
                 .into_iter()
-                .map(|(path, findings)| FileEntry {
-                    path,
-                    format: None,
-                    size: None,
-                    verdict: modelvet::policy::Verdict::Reject,
-                    findings,
-                    error: None,
-                })
+                .map(|(path, findings)| FileEntry::rejected(path, findings))
                 .collect();
             let report = Report::new("manifest-create", entries);
-            let _ = PolicyOptions::default();
             write_stdout(|stdout| {
                 modelvet::report::human::render(
                     &report,
@@ -299,14 +290,7 @@ fn import_hf(
     let entries = import
         .violations
         .into_iter()
-        .map(|(path, findings)| FileEntry {
-            path,
-            format: None,
-            size: None,
-            verdict: modelvet::policy::Verdict::Reject,
-            findings,
-            error: None,
-        })
+        .map(|(path, findings)| FileEntry::rejected(path, findings))
         .collect();
     let report = Report::new("manifest-import-hf", entries);
     write_stdout(|stdout| {

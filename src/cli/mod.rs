@@ -131,3 +131,31 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<
         .with_context(|| format!("could not write `{}`", path.display()))?;
     Ok(())
 }
+
+/// The verdict options a `--strict` flag stands for.
+pub fn policy_options(strict: bool) -> modelvet::policy::PolicyOptions {
+    use modelvet::policy::{PolicyOptions, WarningPolicy};
+    PolicyOptions {
+        warnings: if strict {
+            WarningPolicy::Deny
+        } else {
+            WarningPolicy::Allow
+        },
+    }
+}
+
+/// Rollback protection as `--state` and `--unsafe-no-rollback-check` ask for it.
+pub fn rollback_enforcement(
+    unsafe_skip: bool,
+    state: Option<std::path::PathBuf>,
+) -> anyhow::Result<modelvet::verify::RollbackEnforcement> {
+    use anyhow::Context;
+    use modelvet::verify::RollbackEnforcement;
+    if unsafe_skip {
+        return Ok(RollbackEnforcement::UnsafeSkip);
+    }
+    let state_dir = state
+        .or_else(modelvet::trust::rollback::default_state_dir)
+        .context("no state directory for rollback protection: pass --state DIR (or set MODELVET_STATE_DIR)")?;
+    Ok(RollbackEnforcement::Enforce { state_dir })
+}

@@ -4,11 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use modelvet::policy::{PolicyOptions, WarningPolicy};
 use modelvet::report::{self, human::Color, Report};
 use modelvet::scan::{self, ScanOptions};
 
-use crate::cli::{write_stdout, OutputFormat};
+use crate::cli::{policy_options, write_stdout, OutputFormat};
 
 /// Scan model files by content: reject pickle in every disguise, validate safe formats.
 ///
@@ -35,13 +34,7 @@ pub struct ScanArgs {
 }
 
 pub fn run(args: ScanArgs, color: Color) -> anyhow::Result<u8> {
-    let policy = PolicyOptions {
-        warnings: if args.strict {
-            WarningPolicy::Deny
-        } else {
-            WarningPolicy::Allow
-        },
-    };
+    let policy = policy_options(args.strict);
     let outcomes = scan::scan_paths(&args.paths, &ScanOptions::default());
     let report = Report::from_scan(outcomes, &policy);
     write_stdout(|out| match args.format {

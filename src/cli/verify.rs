@@ -2,20 +2,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 
 use modelvet::manifest::time::Timestamp;
-use modelvet::policy::PolicyOptions;
 use modelvet::report::{self, human::Color, Report};
 use modelvet::scan::ScanOptions;
-use modelvet::trust::rollback::default_state_dir;
-use modelvet::verify::{
-    self, ExpirationEnforcement, RollbackEnforcement, VerifyOptions, VerifyRequest,
-};
+use modelvet::verify::{self, ExpirationEnforcement, VerifyOptions, VerifyRequest};
 
 use crate::cli::progress::ProgressBar;
-use crate::cli::{write_stdout, OutputFormat};
+use crate::cli::{policy_options, rollback_enforcement, write_stdout, OutputFormat};
 
 /// Verify a model directory against its signed manifest.
 ///
@@ -71,14 +66,7 @@ pub fn run(args: VerifyArgs, color: Color) -> anyhow::Result<u8> {
         name.push(".sig");
         PathBuf::from(name)
     });
-    let rollback = if args.unsafe_no_rollback_check {
-        RollbackEnforcement::UnsafeSkip
-    } else {
-        let state_dir = args.state.or_else(default_state_dir).context(
-            "no state directory for rollback protection: pass --state DIR (or set MODELVET_STATE_DIR)",
-        )?;
-        RollbackEnforcement::Enforce { state_dir }
-    };
+    let rollback = rollback_enforcement(args.unsafe_no_rollback_check, args.state)?;
     let request = VerifyRequest {
         dir: args.dir,
         manifest: args.manifest,
@@ -99,13 +87,7 @@ pub fn run(args: VerifyArgs, color: Color) -> anyhow::Result<u8> {
     let progress = ProgressBar::new("verifying");
     let verification = verify::verify(&request, &options, &progress)?;
     drop(progress);
-    let policy = PolicyOptions {
-        warnings: if args.strict {
-            modelvet::policy::WarningPolicy::Deny
-        } else {
-            modelvet::policy::WarningPolicy::Allow
-        },
-    };
+    let policy = policy_options(args.strict);
     let report = Report::from_verification(verification, &policy);
     write_stdout(|out| match args.format {
         OutputFormat::Human => report::human::render(&report, color, out),

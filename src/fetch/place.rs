@@ -151,7 +151,7 @@ fn download_once(
                 return Err(Failure::Transient {
                     reason: format!(
                         "transfer broke off after byte {have}: {}",
-                        crate::fetch::transfer::error_chain(&error)
+                        crate::error::chain(&error)
                     ),
                     retry_after: None,
                 });
@@ -320,7 +320,7 @@ fn fetch_chunk(
                 return Err(Failure::Transient {
                     reason: format!(
                         "chunk at byte {start} broke off: {}",
-                        crate::fetch::transfer::error_chain(&error)
+                        crate::error::chain(&error)
                     ),
                     retry_after: None,
                 })

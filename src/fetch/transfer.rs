@@ -250,7 +250,7 @@ fn open_file(path: &std::path::Path, offset: u64) -> Result<Opened, Failure> {
 }
 
 fn classify_error(error: &reqwest::Error) -> Failure {
-    let reason = error_chain(error);
+    let reason = crate::error::chain(error);
     if error.is_redirect() || error.is_builder() {
         Failure::Permanent { reason }
     } else {
@@ -259,18 +259,6 @@ fn classify_error(error: &reqwest::Error) -> Failure {
             retry_after: None,
         }
     }
-}
-
-/// reqwest's message and its causes on one line (the cause holds the useful part).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn content_range_start(headers: &HeaderMap) -> Option<u64> {

@@ -80,6 +80,20 @@ pub struct SeverityCounts {
     pub info: usize,
 }
 
+impl FileEntry {
+    /// A file refused before it could be part of anything (a draft, a download).
+    pub fn rejected(path: String, findings: Vec<Finding>) -> FileEntry {
+        FileEntry {
+            path,
+            format: None,
+            size: None,
+            verdict: Verdict::Reject,
+            findings,
+            error: None,
+        }
+    }
+}
+
 impl SeverityCounts {
     fn count(&mut self, severity: Severity) {
         match severity {
@@ -119,7 +133,7 @@ impl Report {
                     size: None,
                     verdict: Verdict::Error,
                     findings: Vec::new(),
-                    error: Some(error_chain(&error)),
+                    error: Some(crate::error::chain(&error)),
                 },
             })
             .collect();
@@ -205,18 +219,6 @@ impl Report {
             Verdict::Error => 2,
         }
     }
-}
-
-/// An error and its sources on one line, `outer: inner: innermost`.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Makes untrusted text safe to print on a terminal: control characters (escape sequences),
