@@ -67,6 +67,12 @@ pub trait Progress: Sync {
     /// How many bytes the whole job will hash, announced once before hashing starts.
     fn total(&self, _bytes: u64) {}
 
+    /// How many files the job covers, announced once before it starts.
+    fn files(&self, _count: usize) {}
+
+    /// One more file is finished (verified, placed, or given up on).
+    fn file_done(&self) {}
+
     fn advance(&self, bytes: u64);
 }
 

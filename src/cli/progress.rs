@@ -18,6 +18,8 @@ pub struct ProgressBar {
 struct State {
     done: AtomicU64,
     total: AtomicU64,
+    files: AtomicU64,
+    files_done: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -27,6 +29,8 @@ impl ProgressBar {
         let state = Arc::new(State {
             done: AtomicU64::new(0),
             total: AtomicU64::new(0),
+            files: AtomicU64::new(0),
+            files_done: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
         let ticker = io::stderr().is_terminal().then(|| {
@@ -44,6 +48,14 @@ impl Progress for ProgressBar {
 
     fn advance(&self, bytes: u64) {
         self.state.done.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn files(&self, count: usize) {
+        self.state.files.store(count as u64, Ordering::Relaxed);
+    }
+
+    fn file_done(&self) {
+        self.state.files_done.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -79,10 +91,17 @@ fn draw_until_stopped(label: &str, state: &State) {
         } else {
             "?".into()
         };
+        let files = match state.files.load(Ordering::Relaxed) {
+            0 => String::new(),
+            count => format!(
+                "{}/{count} files  ",
+                state.files_done.load(Ordering::Relaxed)
+            ),
+        };
         let mut stderr = io::stderr().lock();
         let _ = write!(
             stderr,
-            "\r{label} [{bar}] {} / {}  {}/s  eta {eta}   ",
+            "\r{label} [{bar}] {files}{} / {}  {}/s  eta {eta}   ",
             human_bytes(done as f64),
             human_bytes(total as f64),
             human_bytes(rate)

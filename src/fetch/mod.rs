@@ -154,6 +154,7 @@ pub fn fetch(
         None => None,
     };
     progress.total(manifest.files.iter().map(|file| file.size).sum());
+    progress.files(manifest.files.len());
 
     let base = source::base_of(&manifest_location);
     let context = Context {
@@ -178,6 +179,7 @@ pub fn fetch(
                     break;
                 };
                 let result = context.obtain(file);
+                progress.file_done();
                 if let Ok(mut slot) = slot.lock() {
                     *slot = Some(result);
                 }
