@@ -10,7 +10,6 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use reqwest::blocking::Client as HttpClient;
 use reqwest::header::{
     HeaderMap, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, RANGE, RETRY_AFTER,
 };
@@ -79,8 +78,14 @@ pub struct Opened {
 }
 
 /// A configured HTTP client (one per fetch, shared by its threads).
+///
+/// Each transfer runs on a single-threaded runtime of its own, on the thread that reads it:
+/// TLS, reading, hashing and writing happen on one thread, without the hand-off per network
+/// read that a blocking client pays in context switches (measured at twice curl's system time
+/// on loopback).
 pub struct Client {
-    http: HttpClient,
+    options: TransferOptions,
+    certificates: Vec<reqwest::Certificate>,
 }
 
 /// The client could not be built (a bad CA file, say).
@@ -90,23 +95,7 @@ pub struct ClientError(pub String);
 
 impl Client {
     pub fn new(options: &TransferOptions) -> Result<Client, ClientError> {
-        let policy = options.http;
-        let max_redirects = options.max_redirects;
-        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= max_redirects {
-                attempt.error(format!("more than {max_redirects} redirects"))
-            } else if let Err(reason) = check_http(attempt.url(), policy) {
-                attempt.error(format!("redirect refused: {reason}"))
-            } else {
-                attempt.follow()
-            }
-        });
-        let mut builder = HttpClient::builder()
-            .user_agent(concat!("modelvet/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(options.connect_timeout)
-            // The blocking client applies this to the response head and to every read.
-            .timeout(options.read_timeout)
-            .redirect(redirect);
+        let mut certificates = Vec::new();
         for path in &options.ca_certs {
             let pem = std::fs::read(path).map_err(|error| {
                 ClientError(format!(
@@ -120,12 +109,40 @@ impl Client {
                     path.display()
                 ))
             })?;
-            builder = builder.add_root_certificate(certificate);
+            certificates.push(certificate);
         }
-        let http = builder
+        let client = Client {
+            options: options.clone(),
+            certificates,
+        };
+        // Fail now, not at the first transfer, if the configuration cannot work.
+        client.http()?;
+        Ok(client)
+    }
+
+    fn http(&self) -> Result<reqwest::Client, ClientError> {
+        let policy = self.options.http;
+        let max_redirects = self.options.max_redirects;
+        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= max_redirects {
+                attempt.error(format!("more than {max_redirects} redirects"))
+            } else if let Err(reason) = check_http(attempt.url(), policy) {
+                attempt.error(format!("redirect refused: {reason}"))
+            } else {
+                attempt.follow()
+            }
+        });
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("modelvet/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(self.options.connect_timeout)
+            .read_timeout(self.options.read_timeout)
+            .redirect(redirect);
+        for certificate in &self.certificates {
+            builder = builder.add_root_certificate(certificate.clone());
+        }
+        builder
             .build()
-            .map_err(|error| ClientError(format!("could not set up the HTTP client: {error}")))?;
-        Ok(Client { http })
+            .map_err(|error| ClientError(format!("could not set up the HTTP client: {error}")))
     }
 
     /// Opens `source` at `offset`.
@@ -144,7 +161,17 @@ impl Client {
         match &source.location {
             Location::File(path) => open_file(path, offset),
             Location::Http(url) => {
-                let mut request = self.http.get(url.clone());
+                let permanent = |reason: String| Failure::Permanent { reason };
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|error| {
+                        permanent(format!("cannot start the network runtime: {error}"))
+                    })?;
+                // reqwest's futures need the runtime's timers from the moment they are made.
+                let _context = runtime.enter();
+                let http = self.http().map_err(|error| permanent(error.0))?;
+                let mut request = http.get(url.clone());
                 match last {
                     Some(last) => request = request.header(RANGE, format!("bytes={offset}-{last}")),
                     None if offset > 0 => {
@@ -155,7 +182,17 @@ impl Client {
                 if let Some(token) = &source.token {
                     request = request.header(AUTHORIZATION, format!("Bearer {token}"));
                 }
-                let response = request.send().map_err(|error| classify_error(&error))?;
+                // The response head must arrive within the read timeout too.
+                let head = tokio_timeout(&runtime, self.options.read_timeout, request.send());
+                let response = match head {
+                    Some(result) => result.map_err(|error| classify_error(&error))?,
+                    None => {
+                        return Err(Failure::Transient {
+                            reason: format!("no response within {:?}", self.options.read_timeout),
+                            retry_after: None,
+                        })
+                    }
+                };
                 let status = response.status();
                 let headers = response.headers().clone();
                 let length = headers
@@ -191,7 +228,12 @@ impl Client {
                     }
                 };
                 Ok(Opened {
-                    reader: Box::new(response),
+                    reader: Box::new(Body {
+                        runtime,
+                        response,
+                        pending: bytes::Bytes::new(),
+                        read_timeout: self.options.read_timeout,
+                    }),
                     start,
                     length,
                     headers,
@@ -231,6 +273,48 @@ impl Client {
         }
         Ok((bytes, opened.headers))
     }
+}
+
+/// A response body read on the calling thread, one network chunk at a time.
+struct Body {
+    runtime: tokio::runtime::Runtime,
+    response: reqwest::Response,
+    pending: bytes::Bytes,
+    read_timeout: Duration,
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pending.is_empty() {
+            let next = tokio_timeout(&self.runtime, self.read_timeout, self.response.chunk());
+            match next {
+                Some(Ok(Some(chunk))) => self.pending = chunk,
+                Some(Ok(None)) => return Ok(0),
+                Some(Err(error)) => return Err(io::Error::other(crate::error::chain(&error))),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no data for {:?}", self.read_timeout),
+                    ))
+                }
+            }
+        }
+        let len = buf.len().min(self.pending.len());
+        let chunk = self.pending.split_to(len);
+        if let Some(target) = buf.get_mut(..len) {
+            target.copy_from_slice(&chunk);
+        }
+        Ok(len)
+    }
+}
+
+/// Runs `future` on `runtime` for at most `limit`; `None` when it took longer.
+fn tokio_timeout<F: std::future::Future>(
+    runtime: &tokio::runtime::Runtime,
+    limit: Duration,
+    future: F,
+) -> Option<F::Output> {
+    runtime.block_on(async { tokio::time::timeout(limit, future).await.ok() })
 }
 
 fn open_file(path: &std::path::Path, offset: u64) -> Result<Opened, Failure> {
