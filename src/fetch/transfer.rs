@@ -79,10 +79,11 @@ pub struct Opened {
 
 /// A configured HTTP client (one per fetch, shared by its threads).
 ///
-/// Each transfer runs on a single-threaded runtime of its own, on the thread that reads it:
-/// TLS, reading, hashing and writing happen on one thread, without the hand-off per network
-/// read that a blocking client pays in context switches (measured at twice curl's system time
-/// on loopback).
+/// Each transfer gets a small runtime of its own: one worker thread receives and decrypts
+/// while the calling thread takes whole network chunks (no copy into a bounce buffer) to write
+/// and hash. Measured on loopback, 1 GiB: as fast as the blocking client over plain HTTP
+/// (both about curl's time) and a little faster over HTTPS; a single-threaded runtime was
+/// faster still over HTTPS but 30 % slower over plain HTTP, where the receive can overlap.
 pub struct Client {
     options: TransferOptions,
     certificates: Vec<reqwest::Certificate>,
@@ -162,7 +163,8 @@ impl Client {
             Location::File(path) => open_file(path, offset),
             Location::Http(url) => {
                 let permanent = |reason: String| Failure::Permanent { reason };
-                let runtime = tokio::runtime::Builder::new_current_thread()
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
                     .enable_all()
                     .build()
                     .map_err(|error| {
