@@ -7,9 +7,10 @@
 #
 #   bash benches/fetch-vs-curl.sh       # size in MiB: MODELVET_BENCH_FETCH_MIB (default 2048)
 #
-# Both tools download over HTTPS from tests/nginx/setup.sh and trust its throw-away CA, so both
-# pay for TLS (curl with OpenSSL, modelvet with rustls); MODELVET_BENCH_FETCH_SCHEME=http
-# compares plain HTTP instead. The served file is random bytes, warmed into the page cache, so
+# Both tools download from tests/nginx/setup.sh, over plain HTTP and then over HTTPS with its
+# throw-away CA (both pay for TLS: curl with OpenSSL, modelvet with rustls);
+# MODELVET_BENCH_FETCH_SCHEME=http or =https runs only one of them. The served file is random
+# bytes, warmed into the page cache, so
 # nginx never waits for the disk; both tools write their copy to the same filesystem, which is
 # part of what is measured (`sync` runs before each timed run, so no run pays for the
 # write-back of the one before). The work directory (MODELVET_BENCH_DIR, default a temp dir
@@ -20,7 +21,16 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MIB="${MODELVET_BENCH_FETCH_MIB:-2048}"
 RUNS="${MODELVET_BENCH_RUNS:-3}"
-SCHEME="${MODELVET_BENCH_FETCH_SCHEME:-https}"
+# Without a scheme chosen, measure both, plain HTTP first (what `curl -o` over loopback means
+# by default) and then HTTPS, each in its own run of this script.
+if [[ -z "${MODELVET_BENCH_FETCH_SCHEME:-}" ]]; then
+    for scheme in http https; do
+        echo "== $scheme"
+        MODELVET_BENCH_FETCH_SCHEME="$scheme" bash "${BASH_SOURCE[0]}"
+    done
+    exit 0
+fi
+SCHEME="$MODELVET_BENCH_FETCH_SCHEME"
 SETUP="$ROOT/tests/nginx/setup.sh"
 if [[ -n "${MODELVET_BENCH_DIR:-}" ]]; then
     WORK="$MODELVET_BENCH_DIR"; mkdir -p "$WORK"
