@@ -52,20 +52,34 @@ impl Release {
     fn publish(&self, version: u64, key: &str) {
         let _ = fs::remove_file(self.root.join("manifest.json"));
         let _ = fs::remove_file(self.root.join("manifest.json.sig"));
-        self.ok(&[
+        self.create(
+            "demo/ct-segmenter",
+            version,
+            &["--expires", "2099-01-01T00:00:00Z"],
+        );
+        self.sign(key);
+    }
+
+    /// `manifest create` of the model directory into manifest.json, with `extra` options.
+    fn create(&self, name: &str, version: u64, extra: &[&str]) {
+        let (model, out, version) = (
+            self.path("model"),
+            self.path("manifest.json"),
+            version.to_string(),
+        );
+        let mut args = vec![
             "manifest",
             "create",
-            &self.path("model"),
+            &model,
             "--name",
-            "demo/ct-segmenter",
+            name,
             "--version",
-            &version.to_string(),
-            "--expires",
-            "2099-01-01T00:00:00Z",
+            &version,
             "--out",
-            &self.path("manifest.json"),
-        ]);
-        self.sign(key);
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args);
     }
 
     fn sign(&self, key: &str) {
@@ -336,19 +350,11 @@ fn rollback_and_reused_versions_are_refused() {
     // Version 2 again, but different bytes (a later expiry is enough).
     fs::remove_file(release.root.join("manifest.json")).unwrap();
     fs::remove_file(release.root.join("manifest.json.sig")).unwrap();
-    release.ok(&[
-        "manifest",
-        "create",
-        &release.path("model"),
-        "--name",
+    release.create(
         "demo/ct-segmenter",
-        "--version",
-        "2",
-        "--expires",
-        "2098-01-01T00:00:00Z",
-        "--out",
-        &release.path("manifest.json"),
-    ]);
+        2,
+        &["--expires", "2098-01-01T00:00:00Z"],
+    );
     release.sign("snakeoil-a");
     assert_refused(&release, &[], "manifest-version-reused");
     // The loud escape skips the check.
@@ -603,21 +609,16 @@ fn an_expired_release_can_be_made_on_purpose_and_is_refused() {
         &release.path("manifest.json"),
     ]);
     assert_eq!(code, 2, "an expiry in the past needs --issued-at: {stderr}");
-    release.ok(&[
-        "manifest",
-        "create",
-        &release.path("model"),
-        "--name",
+    release.create(
         "demo/old",
-        "--version",
-        "1",
-        "--issued-at",
-        "2019-01-01T00:00:00Z",
-        "--expires",
-        "2020-01-01T00:00:00Z",
-        "--out",
-        &release.path("manifest.json"),
-    ]);
+        1,
+        &[
+            "--issued-at",
+            "2019-01-01T00:00:00Z",
+            "--expires",
+            "2020-01-01T00:00:00Z",
+        ],
+    );
     release.sign("snakeoil-a");
     assert_refused(&release, &[], "manifest-expired");
 }
