@@ -59,9 +59,13 @@ impl Cache {
             .dir
             .join(format!("{digest}.tmp-{}", std::process::id()));
         let _ = fs::remove_file(&temporary);
-        if fs::hard_link(verified, &temporary).is_err() {
-            fs::copy(verified, &temporary)?;
+        let stored = fs::hard_link(verified, &temporary)
+            .or_else(|_| fs::copy(verified, &temporary).map(|_| ()))
+            .and_then(|()| fs::rename(&temporary, &target));
+        if stored.is_err() {
+            // No half-written entry stays behind.
+            let _ = fs::remove_file(&temporary);
         }
-        fs::rename(&temporary, &target)
+        stored
     }
 }
