@@ -19,7 +19,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::server::{Behaviour, Route, TestServer};
-use crate::support::{fixture, modelvet};
+use crate::support::{fixture, modelvet, snakeoil_trust};
 
 /// The demo model's files, in manifest order.
 const FILES: [&str; 3] = ["README.md", "config.json", "model.safetensors"];
@@ -92,15 +92,7 @@ impl Release {
             fs::write(model.join(file), demo(file)).unwrap();
         }
         let release = Release { _temp: temp, root };
-        release.ok(&["key", "generate", "--out", &release.path("snakeoil-a")]);
-        release.ok(&[
-            "trust",
-            "init",
-            "--key",
-            &release.path("snakeoil-a.pub"),
-            "--out",
-            &release.path("trust.json"),
-        ]);
+        snakeoil_trust(&release.root, "snakeoil-a");
         let (model, out) = (release.path("model"), release.path("manifest.json"));
         let mut args = vec![
             "manifest",
@@ -896,15 +888,7 @@ fn a_hub_repository_is_imported_signed_and_fetched() {
         let (code, stdout, stderr, _) = run_bounded(args, &env);
         assert_eq!(code, 0, "{args:?}\n{stdout}\n{stderr}");
     };
-    ok(&["key", "generate", "--out", &path("snakeoil")]);
-    ok(&[
-        "trust",
-        "init",
-        "--key",
-        &path("snakeoil.pub"),
-        "--out",
-        &path("trust.json"),
-    ]);
+    snakeoil_trust(work.path(), "snakeoil");
     ok(&[
         "sign",
         &path("manifest.json"),
@@ -946,16 +930,8 @@ fn chunked_release(work: &Path, body: &[u8], prefix: &str) {
     fs::create_dir_all(work.join("model")).unwrap();
     fs::write(work.join("model/weights.bin"), body).unwrap();
     let path = |name: &str| work.join(name).display().to_string();
+    snakeoil_trust(work, "snakeoil");
     for args in [
-        vec!["key", "generate", "--out", &path("snakeoil")],
-        vec![
-            "trust",
-            "init",
-            "--key",
-            &path("snakeoil.pub"),
-            "--out",
-            &path("trust.json"),
-        ],
         vec![
             "manifest",
             "create",

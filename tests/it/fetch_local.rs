@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{fixture, modelvet, root};
+use crate::support::{fixture, modelvet, root, snakeoil_trust};
 
 fn fetch(args: &[&str]) -> (i32, Value) {
     let mut all = vec!["fetch"];
@@ -100,15 +100,7 @@ fn a_tampered_source_never_reaches_the_destination() {
         .unwrap();
     }
     let ok = |args: &[&str]| assert_eq!(modelvet(args).0, 0, "{args:?}");
-    ok(&["key", "generate", "--out", &path("snakeoil")]);
-    ok(&[
-        "trust",
-        "init",
-        "--key",
-        &path("snakeoil.pub"),
-        "--out",
-        &path("trust.json"),
-    ]);
+    snakeoil_trust(work.path(), "snakeoil");
     ok(&[
         "manifest",
         "create",
@@ -135,18 +127,27 @@ fn a_tampered_source_never_reaches_the_destination() {
     flipped[100] ^= 1;
     fs::write(work.path().join("model/model.safetensors"), &flipped).unwrap();
 
-    let (code, report) = fetch(&[
-        &path("manifest.json"),
-        "--trust",
-        &path("trust.json"),
-        "--dest",
-        &path("dest"),
-        "--state",
-        &path("state"),
-        "--no-cache",
-        "--retries",
-        "0",
-    ]);
+    let (manifest, trust, dest, state) = (
+        path("manifest.json"),
+        path("trust.json"),
+        path("dest"),
+        path("state"),
+    );
+    let fetch_into_dest = |extra: &[&str]| {
+        let mut args = vec![
+            manifest.as_str(),
+            "--trust",
+            &trust,
+            "--dest",
+            &dest,
+            "--state",
+            &state,
+            "--no-cache",
+        ];
+        args.extend_from_slice(extra);
+        fetch(&args)
+    };
+    let (code, report) = fetch_into_dest(&["--retries", "0"]);
     assert_eq!(code, 1, "{report:#}");
     assert!(
         codes(&report).iter().any(|code| code == "download-failed"),
@@ -160,16 +161,7 @@ fn a_tampered_source_never_reaches_the_destination() {
 
     // With the source repaired, the same destination completes (the good files stay).
     fs::write(work.path().join("model/model.safetensors"), &bytes).unwrap();
-    let (code, report) = fetch(&[
-        &path("manifest.json"),
-        "--trust",
-        &path("trust.json"),
-        "--dest",
-        &path("dest"),
-        "--state",
-        &path("state"),
-        "--no-cache",
-    ]);
+    let (code, report) = fetch_into_dest(&[]);
     assert_eq!(code, 0, "{report:#}");
     assert_dest_holds_only_verified_files(
         &work.path().join("dest"),

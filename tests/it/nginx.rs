@@ -17,7 +17,7 @@ use modelvet::manifest::Manifest;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::support::{fixture, modelvet, root};
+use crate::support::{fixture, modelvet, root, snakeoil_trust};
 
 /// Longest any one step may take: nginx start-up, or one fetch of the demo model.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -126,15 +126,7 @@ fn fetch_over_https_from_nginx_verifies_and_resumes_with_a_range_request() {
     let ca = server.ca.display().to_string();
 
     // A signed release whose files point at the server.
-    ok(&["key", "generate", "--out", &at("snakeoil")]);
-    ok(&[
-        "trust",
-        "init",
-        "--key",
-        &at("snakeoil.pub"),
-        "--out",
-        &at("trust.json"),
-    ]);
+    snakeoil_trust(dir, "snakeoil");
     ok(&[
         "manifest",
         "create",

@@ -68,3 +68,25 @@ fn findings(report: &Value) -> impl Iterator<Item = &Value> {
         .flatten()
         .flat_map(|file| file["findings"].as_array().into_iter().flatten())
 }
+
+/// Makes the key pair `DIR/KEY.key` / `DIR/KEY.pub` and the trust policy `DIR/trust.json`
+/// (that key alone, threshold 1) through the CLI, as an operator would.
+pub fn snakeoil_trust(dir: &Path, key: &str) {
+    let key = dir.join(key).display().to_string();
+    let public = format!("{key}.pub");
+    let trust = dir.join("trust.json").display().to_string();
+    for args in [
+        vec!["key", "generate", "--out", key.as_str()],
+        vec![
+            "trust",
+            "init",
+            "--key",
+            public.as_str(),
+            "--out",
+            trust.as_str(),
+        ],
+    ] {
+        let (code, stdout, stderr) = modelvet(&args);
+        assert_eq!(code, 0, "modelvet {args:?}\n{stdout}\n{stderr}");
+    }
+}

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{codes, fixture, modelvet};
+use crate::support::{codes, fixture, modelvet, snakeoil_trust};
 
 /// A release made through the CLI in a temporary directory.
 struct Release {
@@ -22,15 +22,7 @@ impl Release {
         let root = temp.path().to_path_buf();
         copy_dir(&fixture("demo-model"), &root.join("model"));
         let release = Release { _temp: temp, root };
-        release.ok(&["key", "generate", "--out", &release.path("snakeoil-a")]);
-        release.ok(&[
-            "trust",
-            "init",
-            "--key",
-            &release.path("snakeoil-a.pub"),
-            "--out",
-            &release.path("trust.json"),
-        ]);
+        snakeoil_trust(&release.root, "snakeoil-a");
         release.publish(1, "snakeoil-a");
         release
     }
