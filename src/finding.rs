@@ -186,6 +186,40 @@ codes! {
     /// A source is not allowed (plain HTTP to a non-loopback host, unknown scheme, offline).
     SourceRefused = "source-refused", Warning;
 
+    // Plugins (the wasm sandbox).
+    /// A plugin's bytes differ from the SHA-256 that pins them; it was not started.
+    PluginPinMismatch = "plugin-pin-mismatch", Critical;
+    /// A plugin has no pin (neither a verified manifest nor `--sha256`); it was not started.
+    PluginUnpinned = "plugin-unpinned", Error;
+    /// A plugin is not a valid WebAssembly module for the enabled features.
+    PluginInvalidModule = "plugin-invalid-module", Error;
+    /// A plugin imports something other than the ABI's host functions (WASI, sockets, clocks...).
+    PluginForbiddenImport = "plugin-forbidden-import", Critical;
+    /// A plugin lacks an export of plugin ABI v1 or declares another ABI version.
+    PluginAbiMismatch = "plugin-abi-mismatch", Error;
+    /// A plugin ran longer than its wall-clock timeout and was stopped.
+    PluginTimeout = "plugin-timeout", Error;
+    /// A plugin used up its fuel budget and was stopped.
+    PluginFuelExhausted = "plugin-fuel-exhausted", Error;
+    /// A plugin asked for more linear memory than its limit (initially or by growing).
+    PluginMemoryLimit = "plugin-memory-limit", Error;
+    /// A plugin exhausted its wasm stack (deep or endless recursion).
+    PluginStackOverflow = "plugin-stack-overflow", Error;
+    /// A plugin exceeded a table, instance or memory-count limit.
+    PluginResourceLimit = "plugin-resource-limit", Error;
+    /// A plugin panicked (executed `unreachable`).
+    PluginPanic = "plugin-panic", Error;
+    /// A plugin trapped (out-of-bounds access, division by zero, bad indirect call...).
+    PluginTrap = "plugin-trap", Error;
+    /// A plugin handed the host an invalid pointer, length, dtype, shape or name.
+    PluginBadOutput = "plugin-bad-output", Error;
+    /// A plugin emitted more outputs, or more output bytes, than allowed.
+    PluginOutputLimit = "plugin-output-limit", Error;
+    /// A plugin finished without emitting any output.
+    PluginNoOutput = "plugin-no-output", Error;
+    /// A plugin reported failure (a non-zero status from `modelvet_process`).
+    PluginFailed = "plugin-failed", Error;
+
     // General.
     /// The content is not a format modelvet recognises.
     UnknownFormat = "unknown-format", Warning;

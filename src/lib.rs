@@ -12,6 +12,9 @@
 //! scan      format sniffing by content; one module per format; findings, never verdicts
 //! verify    signature -> manifest -> expiry -> rollback -> files -> digests -> scan
 //! fetch     authenticated downloads: sources, transfers, partial area, placement, cache
+//! tensor    tensor files for plugins (safetensors, .npy): strict reading, atomic writing
+//! sandbox   wasmtime engine, limits, plugin ABI v1; runs only verified plugins
+//! pipeline  chains of plugins over tensor files, stage to stage without copies
 //! policy    pure function: findings + options -> verdict
 //! report    the report data model and its renderers (human, json)
 //! ```
@@ -22,8 +25,11 @@ pub mod error;
 pub mod fetch;
 pub mod finding;
 pub mod manifest;
+pub mod pipeline;
 pub mod policy;
 pub mod report;
+pub mod sandbox;
 pub mod scan;
+pub mod tensor;
 pub mod trust;
 pub mod verify;

@@ -62,6 +62,10 @@ enum ManifestCommand {
         /// or a path relative to the manifest). Repeat for mirrors, tried in order.
         #[arg(long = "source-prefix", value_name = "PREFIX")]
         source_prefixes: Vec<String>,
+        /// Pin a processing plugin: NAME=PATH, where PATH is a wasm file of the directory
+        /// (`modelvet run --manifest ... --plugin NAME` runs it). Repeat for several.
+        #[arg(long = "plugin", value_name = "NAME=PATH", value_parser = parse_plugin)]
+        plugins: Vec<modelvet::manifest::PluginEntry>,
         /// Where to write the manifest.
         #[arg(long)]
         out: PathBuf,
@@ -123,6 +127,7 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<u8> {
             source_revision,
             intended_use,
             source_prefixes,
+            plugins,
             out,
             current_time,
         } => create(CreateOptions {
@@ -139,10 +144,24 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<u8> {
                 intended_use,
             },
             source_prefixes,
+            plugins,
             out,
             current_time,
         }),
     }
+}
+
+fn parse_plugin(text: &str) -> Result<modelvet::manifest::PluginEntry, String> {
+    let (name, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=PATH"))?;
+    Ok(modelvet::manifest::PluginEntry {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        timeout_ms: None,
+        memory_mb: None,
+        fuel: None,
+    })
 }
 
 struct CreateOptions {
@@ -154,6 +173,7 @@ struct CreateOptions {
     chunk_size: Option<u64>,
     annotations: Annotations,
     source_prefixes: Vec<String>,
+    plugins: Vec<modelvet::manifest::PluginEntry>,
     out: PathBuf,
     current_time: Option<Timestamp>,
 }
@@ -168,6 +188,7 @@ fn create(options: CreateOptions) -> anyhow::Result<u8> {
         chunk_size,
         annotations,
         source_prefixes,
+        plugins,
         out,
         current_time,
     } = options;
@@ -197,6 +218,7 @@ fn create(options: CreateOptions) -> anyhow::Result<u8> {
         annotations,
         exclude: vec![out.clone(), signature.clone()],
         source_prefixes,
+        plugins,
         threads: 0,
     };
     let progress = ProgressBar::new("hashing");

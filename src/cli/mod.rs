@@ -6,6 +6,7 @@ mod fetch;
 mod key;
 mod manifest;
 mod progress;
+mod run;
 mod scan;
 mod sign;
 mod trust;
@@ -34,6 +35,7 @@ enum Command {
     Scan(scan::ScanArgs),
     Verify(verify::VerifyArgs),
     Fetch(fetch::FetchArgs),
+    Run(run::RunArgs),
     Manifest(manifest::ManifestArgs),
     Sign(sign::SignArgs),
     Key(key::KeyArgs),
@@ -75,6 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Scan(args) => scan::run(args, color),
         Command::Verify(args) => verify::run(args, color),
         Command::Fetch(args) => fetch::run(args, color),
+        Command::Run(args) => run::run(args, color),
         Command::Manifest(args) => manifest::run(args),
         Command::Sign(args) => sign::run(args),
         Command::Key(args) => key::run(args),
@@ -90,6 +93,11 @@ pub fn print_error(error: &anyhow::Error) {
     for cause in error.chain().skip(1) {
         let _ = writeln!(stderr, "  caused by: {cause}");
     }
+}
+
+/// A warning for the operator on stderr (never part of the report).
+pub fn eprintln_warning(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "warning: {text}");
 }
 
 /// Writes to stdout, treating a closed pipe (`modelvet scan ... | head`) as success.

@@ -222,6 +222,7 @@ pub fn import(
         issued_at: request.issued_at,
         expires: request.expires,
         files,
+        plugins: Vec::new(),
         annotations: Annotations {
             source_repository: Some(format!(
                 "{}/{repo}",

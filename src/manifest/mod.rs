@@ -41,6 +41,14 @@ pub const MAX_URLS: usize = 16;
 pub const MAX_URL_BYTES: usize = 8192;
 /// Longest annotation value, in bytes.
 pub const MAX_ANNOTATION_BYTES: usize = 64 << 10;
+/// Most plugins one manifest may declare.
+pub const MAX_PLUGINS: usize = 64;
+/// Longest plugin name, in bytes.
+pub const MAX_PLUGIN_NAME_BYTES: usize = 64;
+/// Largest `timeout_ms` a plugin entry may declare (one hour).
+pub const MAX_PLUGIN_TIMEOUT_MS: u64 = 3_600_000;
+/// Largest `memory_mb` a plugin entry may declare (what wasm32 can address).
+pub const MAX_PLUGIN_MEMORY_MB: u64 = 4096;
 /// Smallest and largest `chunks.chunk_size` (both powers of two).
 pub const MIN_CHUNK_SIZE: u64 = 1 << 20;
 pub const MAX_CHUNK_SIZE: u64 = 1 << 30;
@@ -79,6 +87,35 @@ pub struct ManifestFile {
     pub urls: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chunks: Option<Chunks>,
+}
+
+/// A processing plugin the manifest pins: a `wasm` file of `files`, with the limits its
+/// publisher declares it needs (the operator's flags still win).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    /// Lowercase ASCII letters, digits, `-`, `_` and `.`, starting with a letter or digit.
+    pub name: String,
+    /// The path of the plugin's file in `files`.
+    pub path: String,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout_ms: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub memory_mb: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fuel: Option<u64>,
 }
 
 /// Free-text facts about the model, shown to users; no other keys are allowed.
@@ -120,6 +157,8 @@ pub struct Manifest {
     pub issued_at: Timestamp,
     pub expires: Timestamp,
     pub files: Vec<ManifestFile>,
+    /// Sorted by name; every `path` is a `wasm` file of `files`.
+    pub plugins: Vec<PluginEntry>,
     pub annotations: Annotations,
 }
 
@@ -158,6 +197,10 @@ pub enum ManifestError {
         bytes: usize,
         limit: usize,
     },
+    #[error("plugin `{}`: {reason}", quote(name))]
+    Plugin { name: String, reason: String },
+    #[error("the manifest declares {count} plugins, more than the limit of {limit}")]
+    TooManyPlugins { count: usize, limit: usize },
     #[error("the manifest lists no files")]
     NoFiles,
     #[error("the manifest lists {count} files, more than the limit of {limit}")]
@@ -306,14 +349,23 @@ impl Manifest {
             files.push(file);
         }
         check_collisions(&files)?;
-        Ok(Manifest {
+        if raw.plugins.total > MAX_PLUGINS {
+            return Err(ManifestError::TooManyPlugins {
+                count: raw.plugins.total,
+                limit: MAX_PLUGINS,
+            });
+        }
+        let manifest = Manifest {
             name: raw.name,
             version: raw.version,
             issued_at,
             expires,
             files,
+            plugins: raw.plugins.items,
             annotations: raw.annotations,
-        })
+        };
+        check_plugins(&manifest)?;
+        Ok(manifest)
     }
 
     /// Deterministic pretty JSON (two-space indent, fixed key order, files sorted by path,
@@ -328,6 +380,7 @@ impl Manifest {
             issued_at: self.issued_at,
             expires: self.expires,
             files,
+            plugins: &self.plugins,
             annotations: &self.annotations,
         };
         // Serialising these types cannot fail: every map key is a string and no Serialize
@@ -335,6 +388,11 @@ impl Manifest {
         let mut json = serde_json::to_vec_pretty(&out).unwrap_or_default();
         json.push(b'\n');
         json
+    }
+
+    /// The plugin entry called `name`.
+    pub fn plugin(&self, name: &str) -> Option<&PluginEntry> {
+        self.plugins.iter().find(|plugin| plugin.name == name)
     }
 
     /// The entry for `path`, found by binary search over the sorted `files`.
@@ -378,6 +436,8 @@ struct RawManifest {
     expires: String,
     files: Bounded<RawFile, MAX_FILES>,
     #[serde(default)]
+    plugins: Bounded<PluginEntry, MAX_PLUGINS>,
+    #[serde(default)]
     annotations: Annotations,
 }
 
@@ -410,6 +470,8 @@ struct ManifestOut<'a> {
     issued_at: Timestamp,
     expires: Timestamp,
     files: Vec<&'a ManifestFile>,
+    #[serde(skip_serializing_if = "<[PluginEntry]>::is_empty")]
+    plugins: &'a [PluginEntry],
     annotations: &'a Annotations,
 }
 
@@ -585,6 +647,64 @@ fn check_file(index: usize, raw: RawFile) -> Result<ManifestFile, ManifestError>
     })
 }
 
+/// Plugin names, order, files and declared limits.
+fn check_plugins(manifest: &Manifest) -> Result<(), ManifestError> {
+    let mut previous: Option<&str> = None;
+    for plugin in &manifest.plugins {
+        let fail = |reason: String| ManifestError::Plugin {
+            name: plugin.name.clone(),
+            reason,
+        };
+        let name = plugin.name.as_bytes();
+        let well_formed = name
+            .first()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && name.len() <= MAX_PLUGIN_NAME_BYTES
+            && name.iter().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+            });
+        if !well_formed {
+            return Err(fail(format!(
+                "names are 1 to {MAX_PLUGIN_NAME_BYTES} lowercase ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit"
+            )));
+        }
+        if let Some(previous) = previous {
+            if plugin.name.as_str() <= previous {
+                return Err(fail(format!(
+                    "plugins must be sorted by name and unique; it follows `{}`",
+                    quote(previous)
+                )));
+            }
+        }
+        previous = Some(&plugin.name);
+        match manifest.file(&plugin.path) {
+            Some(file) if file.format == Some(DeclaredFormat::Wasm) => {}
+            Some(_) => {
+                return Err(fail(format!(
+                    "its file `{}` is not declared with format `wasm`",
+                    quote(&plugin.path)
+                )))
+            }
+            None => {
+                return Err(fail(format!(
+                    "its file `{}` is not listed in `files`",
+                    quote(&plugin.path)
+                )))
+            }
+        }
+        for (field, value, max) in [
+            ("timeout_ms", plugin.timeout_ms, MAX_PLUGIN_TIMEOUT_MS),
+            ("memory_mb", plugin.memory_mb, MAX_PLUGIN_MEMORY_MB),
+            ("fuel", plugin.fuel, u64::MAX),
+        ] {
+            if value.is_some_and(|value| value == 0 || value > max) {
+                return Err(fail(format!("`{field}` must be from 1 to {max}")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Paths that are different strings but the same place on some file system: equal ignoring
 /// case, or one file standing where another file needs a directory (`a` and `a/b`, also in
 /// other cases: `A` and `a/b`). Compared per component after `to_lowercase`, so that the
@@ -736,6 +856,44 @@ mod tests {
         // Absent options stay absent.
         assert!(!text.contains("null"));
         assert_eq!(text.matches("\"urls\"").count(), 1);
+    }
+
+    #[test]
+    fn plugins_must_name_wasm_files_in_order() {
+        let with_plugins = |plugins: Value| {
+            let mut value = valid();
+            value["files"].as_array_mut().unwrap().push(
+                json!({ "path": "x/pre.wasm", "size": 3, "sha256": hex("w"), "format": "wasm" }),
+            );
+            value["plugins"] = plugins;
+            parse(&value)
+        };
+        let manifest = with_plugins(json!([
+            { "name": "ct-window", "path": "x/pre.wasm", "timeout_ms": 500, "memory_mb": 64 },
+            { "name": "label-mask", "path": "x/pre.wasm" }
+        ]))
+        .unwrap();
+        assert_eq!(manifest.plugin("ct-window").unwrap().timeout_ms, Some(500));
+        assert_eq!(Manifest::parse(&manifest.to_json()).unwrap(), manifest);
+        assert!(String::from_utf8(parse(&valid()).unwrap().to_json())
+            .unwrap()
+            .find("plugins")
+            .is_none());
+
+        for plugins in [
+            json!([{ "name": "b", "path": "x/pre.wasm" }, { "name": "a", "path": "x/pre.wasm" }]),
+            json!([{ "name": "a", "path": "x/pre.wasm" }, { "name": "a", "path": "x/pre.wasm" }]),
+            json!([{ "name": "Upper", "path": "x/pre.wasm" }]),
+            json!([{ "name": "-a", "path": "x/pre.wasm" }]),
+            json!([{ "name": "a", "path": "missing.wasm" }]),
+            json!([{ "name": "a", "path": "config.json" }]),
+            json!([{ "name": "a", "path": "x/pre.wasm", "timeout_ms": 0 }]),
+            json!([{ "name": "a", "path": "x/pre.wasm", "memory_mb": 4097 }]),
+            json!([{ "name": "a", "path": "x/pre.wasm", "fuel": null }]),
+            json!([{ "name": "a", "path": "x/pre.wasm", "limits": {} }]),
+        ] {
+            assert!(with_plugins(plugins.clone()).is_err(), "{plugins}");
+        }
     }
 
     #[test]
@@ -1134,6 +1292,8 @@ mod tests {
         assert_eq!(keys(&schema), fields_of::<RawManifest>());
         assert_eq!(keys(&schema["$defs"]["file"]), fields_of::<RawFile>());
         assert_eq!(keys(&schema["$defs"]["chunks"]), fields_of::<RawChunks>());
+        assert_eq!(keys(&schema["$defs"]["plugin"]), fields_of::<PluginEntry>());
+        assert_eq!(schema["properties"]["plugins"]["maxItems"], MAX_PLUGINS);
         assert_eq!(
             keys(&schema["$defs"]["annotations"]),
             fields_of::<Annotations>()

@@ -72,7 +72,11 @@ fn paint(color: Color, code: &str, text: &str) -> String {
     }
 }
 
-fn render_finding(finding: &Finding, color: Color, out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn render_finding(
+    finding: &Finding,
+    color: Color,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let severity = format!("{:<8}", finding.severity.as_str());
     let severity = match finding.severity {
         Severity::Critical => paint(color, "1;31", &severity),

@@ -26,6 +26,18 @@ pub struct SafetensorsSummary {
     pub tensors: usize,
     pub header_len: u64,
     pub data_len: u64,
+    /// Every tensor as the header lists it, for readers of the file (plugin inputs).
+    pub layout: Vec<TensorLayout>,
+}
+
+/// Where one tensor of a valid file lies; offsets count from the end of the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorLayout {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<u64>,
+    pub start: u64,
+    pub end: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,10 +246,24 @@ pub fn check_header(header: &[u8], file_len: u64) -> SafetensorsReport {
         }
     }
 
-    let summary = findings.is_empty().then_some(SafetensorsSummary {
+    let summary = findings.is_empty().then(|| SafetensorsSummary {
         tensors: parsed.tensors.len(),
         header_len,
         data_len,
+        layout: parsed
+            .tensors
+            .into_iter()
+            .map(|(name, tensor)| {
+                let [start, end] = tensor.data_offsets;
+                TensorLayout {
+                    name,
+                    dtype: tensor.dtype,
+                    shape: tensor.shape,
+                    start,
+                    end,
+                }
+            })
+            .collect(),
     });
     SafetensorsReport { summary, findings }
 }

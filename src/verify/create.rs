@@ -33,6 +33,8 @@ pub struct CreateRequest {
     pub threads: usize,
     /// Each file's sources for `fetch`: prefix + path, in order (mirrors).
     pub source_prefixes: Vec<String>,
+    /// Processing plugins to pin; each path must be a wasm file of the directory.
+    pub plugins: Vec<crate::manifest::PluginEntry>,
 }
 
 /// A drafted manifest, or the files that keep one from being drafted.
@@ -140,14 +142,21 @@ pub fn create(
         issued_at: request.issued_at,
         expires: request.expires,
         files: manifest_files,
+        plugins: sorted_plugins(&request.plugins),
         annotations: request.annotations.clone(),
     };
     // The draft must pass the same parser a verifier will run, or it is not a manifest.
     Manifest::parse(&manifest.to_json()).map_err(|error| VerifyError::Read {
         path: request.dir.clone(),
-        source: std::io::Error::other(format!("drafted manifest does not parse: {error}")),
+        source: std::io::Error::other(format!("the drafted manifest is not valid: {error}")),
     })?;
     Ok(Draft::Created(manifest))
+}
+
+fn sorted_plugins(plugins: &[crate::manifest::PluginEntry]) -> Vec<crate::manifest::PluginEntry> {
+    let mut sorted = plugins.to_vec();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    sorted
 }
 
 fn scan_file(path: &Path, name: &str, options: &ScanOptions) -> Result<scan::Scanned, VerifyError> {

@@ -9,6 +9,7 @@
 //! the rendering `report`'s. "Could not check" (an unreadable trust file, a directory that
 //! cannot be listed) is a [`VerifyError`]; everything about the artifact is a finding.
 
+pub mod artifact;
 pub mod create;
 pub mod tree;
 
@@ -132,32 +133,47 @@ pub fn verify(
     options: &VerifyOptions,
     progress: &dyn Progress,
 ) -> Result<Verification, VerifyError> {
-    let trust = read_trust(&request.trust)?;
-    let manifest_bytes = fs::read(&request.manifest).map_err(|source| VerifyError::Read {
-        path: request.manifest.clone(),
-        source,
-    })?;
-    let envelope = fs::read(&request.signature)
-        .map_err(|error| format!("cannot read it: {error}"))
-        .and_then(|bytes| Envelope::parse(&bytes).map_err(|error| error.to_string()));
-    let mut verification = Verification::default();
-    let signature = request.signature.display().to_string();
-    let manifest_label = request.manifest.display().to_string();
-    let Some(authenticated) = authenticate(
-        &trust,
-        manifest_bytes,
-        envelope,
-        &manifest_label,
-        &signature,
+    let (mut verification, authenticated) = authenticate_paths(
+        &request.trust,
+        &request.manifest,
+        &request.signature,
         options,
-        &mut verification,
-    )?
-    else {
+    )?;
+    let Some(authenticated) = authenticated else {
         return Ok(verification);
     };
     verification.files = verify_files(request, &authenticated.manifest, options, progress)?;
     authenticated.record_if_accepted(&verification)?;
     Ok(verification)
+}
+
+/// Steps 1 to 4 from files: reads the trust policy, the manifest and its signature, then
+/// [`authenticate`]s. The findings are in the returned [`Verification`].
+pub fn authenticate_paths(
+    trust: &Path,
+    manifest: &Path,
+    signature: &Path,
+    options: &VerifyOptions,
+) -> Result<(Verification, Option<Authenticated>), VerifyError> {
+    let trust = read_trust(trust)?;
+    let manifest_bytes = fs::read(manifest).map_err(|source| VerifyError::Read {
+        path: manifest.to_path_buf(),
+        source,
+    })?;
+    let envelope = fs::read(signature)
+        .map_err(|error| format!("cannot read it: {error}"))
+        .and_then(|bytes| Envelope::parse(&bytes).map_err(|error| error.to_string()));
+    let mut verification = Verification::default();
+    let authenticated = authenticate(
+        &trust,
+        manifest_bytes,
+        envelope,
+        &manifest.display().to_string(),
+        &signature.display().to_string(),
+        options,
+        &mut verification,
+    )?;
+    Ok((verification, authenticated))
 }
 
 /// Reads and parses the operator's trust policy.
