@@ -14,6 +14,7 @@ mod fetch;
 mod fetch_local;
 mod nginx;
 mod robustness;
+mod sandbox;
 mod scan;
 mod server;
 mod support;
