@@ -12,6 +12,7 @@
 //! scan      format sniffing by content; one module per format; findings, never verdicts
 //! verify    signature -> manifest -> expiry -> rollback -> files -> digests -> scan
 //! fetch     authenticated downloads: sources, transfers, partial area, placement, cache
+//! import    draft manifests from sha256sum listings and MONAI bundles (unsigned)
 //! policy    pure function: findings + options -> verdict
 //! report    the report data model and its renderers (human, json)
 //! ```
@@ -21,6 +22,7 @@ pub mod digest;
 pub mod error;
 pub mod fetch;
 pub mod finding;
+pub mod import;
 pub mod manifest;
 pub mod policy;
 pub mod report;

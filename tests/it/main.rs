@@ -12,6 +12,7 @@
 mod explain;
 mod fetch;
 mod fetch_local;
+mod import;
 mod nginx;
 mod robustness;
 mod scan;
