@@ -27,7 +27,7 @@ enum ManifestCommand {
     /// Files are hashed in parallel; each file's format is detected by content and recorded.
     /// Pickle files, symbolic links and special files are refused with the scanner's findings
     /// (exit 1). `.git/` and the output manifest and its signature are left out.
-    #[command(after_help = "Example:
+    #[command(after_help = "Examples:
   modelvet manifest create fixtures/demo-model --name demo/ct-segmenter --version 1 \\
       --expires 2030-01-01T00:00:00Z --out manifest.json
   modelvet sign manifest.json --key release.key")]
@@ -61,7 +61,7 @@ enum ManifestCommand {
     /// Uses $HF_ENDPOINT and $HF_TOKEN. The draft is unsigned: review it, then sign it.
     #[command(
         name = "import-hf",
-        after_help = "Example:
+        after_help = "Examples:
   modelvet manifest import-hf org/ct-model@3f1c0e0d9a8b7c6d5e4f30211a2b3c4d5e6f7081 --out manifest.json"
     )]
     ImportHf {

@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+mod cli;
 mod explain;
 mod fetch;
 mod fetch_local;
