@@ -1,6 +1,8 @@
-//! Everyday CLI surface: completions, the man page and `--help` examples.
+//! Everyday CLI surface: completions, the man page, `--help` examples and `NO_COLOR`.
 
-use crate::support::modelvet;
+use std::process::Command;
+
+use crate::support::{fixture, modelvet};
 
 /// Every subcommand a user runs, as argument paths.
 const SUBCOMMANDS: &[&[&str]] = &[
@@ -56,4 +58,28 @@ fn every_subcommand_help_has_examples_that_name_it() {
             "{path:?}: {examples}"
         );
     }
+}
+
+#[test]
+fn no_color_keeps_escape_bytes_out_unless_color_is_always() {
+    let pickle = fixture("pickle/builtins-exec-protocol2.pkl");
+    let run = |color: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_modelvet"))
+            .args(["--color", color, "scan"])
+            .arg(&pickle)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "a pickle fails the scan");
+        output
+    };
+    let plain = run("auto");
+    assert!(!plain.stdout.contains(&0x1b), "ESC in stdout with NO_COLOR");
+    assert!(!plain.stderr.contains(&0x1b), "ESC in stderr with NO_COLOR");
+    assert!(!plain.stdout.is_empty());
+    let forced = run("always");
+    assert!(
+        forced.stdout.contains(&0x1b),
+        "--color always overrides NO_COLOR"
+    );
 }
