@@ -176,6 +176,8 @@ codes! {
     ChunkDigestMismatch = "chunk-digest-mismatch", Error;
     /// A file's content is not the format the manifest declares for it.
     FormatMismatch = "format-mismatch", Error;
+    /// An imported checksum (MD5, SHA-1, or none published) cannot vouch for a file's bytes.
+    HashUnverifiable = "hash-unverifiable", Warning;
 
     // Downloads.
     /// Every source of a file failed (unreachable, wrong bytes, too many bytes); nothing placed.

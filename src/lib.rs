@@ -12,6 +12,7 @@
 //! scan      format sniffing by content; one module per format; findings, never verdicts
 //! verify    signature -> manifest -> expiry -> rollback -> files -> digests -> scan
 //! fetch     authenticated downloads: sources, transfers, partial area, placement, cache
+//! import    draft manifests from sha256sum listings and MONAI bundles (unsigned)
 //! tensor    tensor files for plugins (safetensors, .npy): strict reading, atomic writing
 //! sandbox   wasmtime engine, limits, plugin ABI v1; runs only verified plugins
 //! pipeline  chains of plugins over tensor files, stage to stage without copies
@@ -24,6 +25,7 @@ pub mod digest;
 pub mod error;
 pub mod fetch;
 pub mod finding;
+pub mod import;
 pub mod manifest;
 pub mod pipeline;
 pub mod policy;

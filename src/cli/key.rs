@@ -21,7 +21,9 @@ enum KeyCommand {
     ///
     /// Keys made by `openssl genpkey -algorithm ed25519` work the same way. Existing files are
     /// never overwritten. The key id printed is the SHA-256 of the public key's SPKI DER.
-    #[command(after_help = "Example:\n  modelvet key generate --out keys/release-2026")]
+    #[command(
+        after_help = "Examples:\n  modelvet key generate --out keys/release-2026\n  modelvet key generate --out snakeoil && modelvet trust init --key snakeoil.pub --out trust.json"
+    )]
     Generate {
         /// Path prefix of the two files to write.
         #[arg(long, value_name = "PREFIX")]

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap) and dispatch to one file per subcommand. Only the binary
 //! knows clap; the library receives plain option values.
 
+mod completions;
 mod explain;
 mod fetch;
 mod key;
@@ -41,6 +42,8 @@ enum Command {
     Key(key::KeyArgs),
     Trust(trust::TrustArgs),
     Explain(explain::ExplainArgs),
+    Completions(completions::CompletionsArgs),
+    Man(completions::ManArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,6 +86,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Key(args) => key::run(args),
         Command::Trust(args) => trust::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     }
 }
 

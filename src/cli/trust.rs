@@ -24,7 +24,7 @@ pub struct TrustArgs {
 #[derive(Debug, Subcommand)]
 enum TrustCommand {
     /// Create a trust policy from public keys and a threshold.
-    #[command(after_help = "Example:
+    #[command(after_help = "Examples:
   modelvet trust init --key alice.pub --key bob.pub --threshold 2 --out trust.json
   modelvet trust init --key alice.pub --expires alice.pub=2027-12-31T00:00:00Z --out trust.json")]
     Init {
@@ -49,7 +49,7 @@ enum TrustCommand {
         force: bool,
     },
     /// Replace the current policy with a new one signed by a threshold of the current keys.
-    #[command(after_help = "Example (rotation):
+    #[command(after_help = "Examples (rotation):
   modelvet trust init --key bob.pub --key carol.pub --threshold 2 --version 2 --out trust.new.json
   modelvet sign trust.new.json --key alice.key && modelvet sign trust.new.json --key bob.key
   modelvet trust update --current trust.json --new trust.new.json")]

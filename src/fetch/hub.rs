@@ -82,6 +82,8 @@ pub struct Import {
     /// `None` when no file could be kept.
     pub manifest: Option<Manifest>,
     pub violations: Vec<(String, Vec<Finding>)>,
+    /// Files kept in the draft with findings a reviewer should read (`hash-unverifiable`).
+    pub notices: Vec<(String, Vec<Finding>)>,
 }
 
 /// Largest non-LFS file downloaded to be hashed (the hub stores larger files in LFS).
@@ -235,6 +237,7 @@ pub fn import(
     Ok(Import {
         manifest,
         violations,
+        notices: Vec::new(),
     })
 }
 

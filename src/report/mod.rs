@@ -95,6 +95,21 @@ impl FileEntry {
     }
 }
 
+impl FileEntry {
+    /// A file kept (in a draft) with findings a reviewer should read, its verdict decided by
+    /// the default policy.
+    pub fn noted(path: String, findings: Vec<Finding>) -> FileEntry {
+        FileEntry {
+            path,
+            format: None,
+            size: None,
+            verdict: policy::decide(&findings, &PolicyOptions::default()),
+            findings,
+            error: None,
+        }
+    }
+}
+
 impl SeverityCounts {
     fn count(&mut self, severity: Severity) {
         match severity {

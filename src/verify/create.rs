@@ -44,13 +44,68 @@ pub enum Draft {
     Refused(Vec<(String, Vec<Finding>)>),
 }
 
+/// How examined files are recorded in a manifest.
+#[derive(Debug, Clone, Default)]
+pub struct RecordOptions {
+    /// Record per-chunk digests of files larger than one chunk.
+    pub chunk_size: Option<u64>,
+    /// Each file's sources for `fetch`: prefix + path, in order (mirrors).
+    pub source_prefixes: Vec<String>,
+    /// Threads for hashing; 0 means one per core.
+    pub threads: usize,
+}
+
+/// Files hashed and scanned: the entries a manifest can list, and the files refused with the
+/// findings that say why.
+#[derive(Debug, Clone, Default)]
+pub struct Examined {
+    pub files: Vec<ManifestFile>,
+    pub refused: Vec<(String, Vec<Finding>)>,
+}
+
 /// Hashes and scans every file of `request.dir` and drafts its manifest.
 pub fn create(
     request: &CreateRequest,
     scan_options: &ScanOptions,
     progress: &dyn Progress,
 ) -> Result<Draft, VerifyError> {
-    let entries = tree::list(&request.dir, &request.exclude)?;
+    let record = RecordOptions {
+        chunk_size: request.chunk_size,
+        source_prefixes: request.source_prefixes.clone(),
+        threads: request.threads,
+    };
+    let examined = examine_dir(
+        &request.dir,
+        &request.exclude,
+        &record,
+        scan_options,
+        progress,
+    )?;
+    if !examined.refused.is_empty() {
+        return Ok(Draft::Refused(examined.refused));
+    }
+    let manifest = Manifest {
+        name: request.name.clone(),
+        version: request.version,
+        issued_at: request.issued_at,
+        expires: request.expires,
+        files: examined.files,
+        plugins: sorted_plugins(&request.plugins),
+        annotations: request.annotations.clone(),
+    };
+    checked(manifest, &request.dir).map(Draft::Created)
+}
+
+/// Lists `dir` the way `verify` does and examines every regular file in it; symbolic links,
+/// special files and names that cannot be manifest paths are refused.
+pub fn examine_dir(
+    dir: &Path,
+    exclude: &[PathBuf],
+    record: &RecordOptions,
+    scan_options: &ScanOptions,
+    progress: &dyn Progress,
+) -> Result<Examined, VerifyError> {
+    let entries = tree::list(dir, exclude)?;
     let mut refused = Vec::new();
     let mut files = Vec::new();
     for entry in &entries {
@@ -73,23 +128,38 @@ pub fn create(
         };
         refused.push((entry.path.clone(), vec![finding]));
     }
+    let mut examined = examine(dir, files, record, scan_options, progress)?;
+    refused.append(&mut examined.refused);
+    examined.refused = refused;
+    Ok(examined)
+}
 
+/// Hashes `files` (regular files of the given sizes under `dir`) in parallel and scans each;
+/// a file with a finding of severity `error` or worse is refused, the others are recorded with
+/// their detected format.
+pub fn examine(
+    dir: &Path,
+    files: Vec<(SafePath, u64)>,
+    record: &RecordOptions,
+    scan_options: &ScanOptions,
+    progress: &dyn Progress,
+) -> Result<Examined, VerifyError> {
     let jobs: Vec<HashJob> = files
         .iter()
         .map(|(path, size)| HashJob {
-            path: path.to_path_under(&request.dir),
-            chunk_size: request.chunk_size.filter(|chunk| size > chunk),
+            path: path.to_path_under(dir),
+            chunk_size: record.chunk_size.filter(|chunk| size > chunk),
             size_limit: Some(*size),
         })
         .collect();
-    let threads = match request.threads {
+    let threads = match record.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
     progress.total(files.iter().map(|(_, size)| size).sum());
     let digests = digest::hash_files(&jobs, threads, progress);
 
-    let mut manifest_files = Vec::with_capacity(files.len());
+    let mut examined = Examined::default();
     for (((path, size), job), digest) in files.into_iter().zip(&jobs).zip(digests) {
         let digest = digest.map_err(|error| VerifyError::Read {
             path: job.path.clone(),
@@ -103,7 +173,7 @@ pub fn create(
             .cloned()
             .collect();
         if !blocking.is_empty() {
-            refused.push((path.as_str().to_owned(), blocking));
+            examined.refused.push((path.as_str().to_owned(), blocking));
             continue;
         }
         let chunks = match (job.chunk_size, digest.chunks.is_empty()) {
@@ -113,12 +183,12 @@ pub fn create(
             }),
             _ => None,
         };
-        let urls = request
+        let urls = record
             .source_prefixes
             .iter()
             .map(|prefix| format!("{prefix}{path}"))
             .collect();
-        manifest_files.push(ManifestFile {
+        examined.files.push(ManifestFile {
             path,
             size,
             sha256: digest.sha256,
@@ -127,30 +197,26 @@ pub fn create(
             chunks,
         });
     }
-    if !refused.is_empty() {
-        return Ok(Draft::Refused(refused));
-    }
-    if manifest_files.is_empty() {
+    Ok(examined)
+}
+
+/// `manifest` once it passes the parser a verifier will run (a draft that does not is not a
+/// manifest); `dir` names the model directory in errors.
+pub fn checked(mut manifest: Manifest, dir: &Path) -> Result<Manifest, VerifyError> {
+    if manifest.files.is_empty() {
         return Err(VerifyError::Read {
-            path: request.dir.clone(),
+            path: dir.to_path_buf(),
             source: std::io::Error::other("the directory holds no files to publish"),
         });
     }
-    let manifest = Manifest {
-        name: request.name.clone(),
-        version: request.version,
-        issued_at: request.issued_at,
-        expires: request.expires,
-        files: manifest_files,
-        plugins: sorted_plugins(&request.plugins),
-        annotations: request.annotations.clone(),
-    };
-    // The draft must pass the same parser a verifier will run, or it is not a manifest.
+    manifest
+        .files
+        .sort_by(|a, b| a.path.as_str().as_bytes().cmp(b.path.as_str().as_bytes()));
     Manifest::parse(&manifest.to_json()).map_err(|error| VerifyError::Read {
-        path: request.dir.clone(),
+        path: dir.to_path_buf(),
         source: std::io::Error::other(format!("the drafted manifest is not valid: {error}")),
     })?;
-    Ok(Draft::Created(manifest))
+    Ok(manifest)
 }
 
 fn sorted_plugins(plugins: &[crate::manifest::PluginEntry]) -> Vec<crate::manifest::PluginEntry> {

@@ -53,6 +53,40 @@ pub fn list(root: &Path, exclude: &[PathBuf]) -> Result<Vec<Entry>, TreeError> {
     Ok(entries)
 }
 
+/// What `path` is under `root`, found one component at a time without following a symbolic
+/// link on the way (a linked directory makes the entry a [`EntryKind::Symlink`]); `None` when
+/// nothing is there.
+pub fn entry(root: &Path, path: &crate::manifest::SafePath) -> io::Result<Option<EntryKind>> {
+    let mut current = root.to_path_buf();
+    let mut components = path.components().peekable();
+    while let Some(component) = components.next() {
+        current.push(component);
+        let metadata = match fs::symlink_metadata(&current) {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let file_type = metadata.file_type();
+        let last = components.peek().is_none();
+        if file_type.is_symlink() {
+            return Ok(Some(EntryKind::Symlink));
+        }
+        if last {
+            return Ok(Some(if file_type.is_file() {
+                EntryKind::File {
+                    size: metadata.len(),
+                }
+            } else {
+                EntryKind::Special
+            }));
+        }
+        if !file_type.is_dir() {
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}
+
 fn walk(
     dir: &Path,
     prefix: &str,
@@ -135,5 +169,29 @@ mod tests {
         assert_eq!(entries[0].kind, EntryKind::File { size: 2 });
         #[cfg(unix)]
         assert_eq!(entries[1].kind, EntryKind::Symlink);
+    }
+
+    #[test]
+    fn entry_never_follows_a_linked_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("sub/a.bin"), b"abc").unwrap();
+        let path = |text: &str| text.parse::<crate::manifest::SafePath>().unwrap();
+        assert_eq!(
+            entry(root, &path("sub/a.bin")).unwrap(),
+            Some(EntryKind::File { size: 3 })
+        );
+        assert_eq!(entry(root, &path("sub")).unwrap(), Some(EntryKind::Special));
+        assert_eq!(entry(root, &path("sub/missing")).unwrap(), None);
+        assert_eq!(entry(root, &path("sub/a.bin/x")).unwrap(), None);
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("sub", root.join("link")).unwrap();
+            assert_eq!(
+                entry(root, &path("link/a.bin")).unwrap(),
+                Some(EntryKind::Symlink)
+            );
+        }
     }
 }

@@ -9,9 +9,11 @@
     clippy::indexing_slicing
 )]
 
+mod cli;
 mod explain;
 mod fetch;
 mod fetch_local;
+mod import;
 mod nginx;
 mod robustness;
 mod sandbox;

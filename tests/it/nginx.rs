@@ -121,7 +121,7 @@ fn fetch_over_https_from_nginx_verifies_and_resumes_with_a_range_request() {
     let dir = temp.path();
     let at = |relative: &str| dir.join(relative).display().to_string();
     let model = dir.join("www");
-    copy_dir(&fixture("demo-model"), &model);
+    crate::support::copy_dir(&fixture("demo-model"), &model);
     let server = Nginx::start(&nginx, &model, &dir.join("nginx"));
     let ca = server.ca.display().to_string();
 
@@ -267,14 +267,6 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<(String, String)>) {
             let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
             found.push((relative.display().to_string(), hex));
         }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
 

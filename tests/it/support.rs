@@ -14,6 +14,19 @@ pub fn fixture(relative: &str) -> PathBuf {
     root().join("fixtures").join(relative)
 }
 
+/// Copies a directory tree of regular files (a fixture model) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
 /// Runs `modelvet` with `args` and returns the exit code and stdout parsed as JSON.
 pub fn modelvet_json(args: &[&str], paths: &[&Path]) -> (i32, Value) {
     let output = Command::new(env!("CARGO_BIN_EXE_modelvet"))

@@ -20,7 +20,7 @@ impl Release {
     fn new() -> Release {
         let temp = tempfile::tempdir().unwrap();
         let root = temp.path().to_path_buf();
-        copy_dir(&fixture("demo-model"), &root.join("model"));
+        crate::support::copy_dir(&fixture("demo-model"), &root.join("model"));
         let release = Release { _temp: temp, root };
         snakeoil_trust(&release.root, "snakeoil-a");
         release.publish(1, "snakeoil-a");
@@ -116,14 +116,6 @@ impl Release {
 
     fn model_file(&self, relative: &str) -> PathBuf {
         self.root.join("model").join(relative)
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
 
