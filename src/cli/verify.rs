@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use modelvet::manifest::time::Timestamp;
-use modelvet::report::{self, human::Color, Report};
+use modelvet::report::{human::Color, Report};
 use modelvet::scan::ScanOptions;
 use modelvet::verify::{self, ExpirationEnforcement, VerifyOptions, VerifyRequest};
 
@@ -89,9 +89,6 @@ pub fn run(args: VerifyArgs, color: Color) -> anyhow::Result<u8> {
     drop(progress);
     let policy = policy_options(args.strict);
     let report = Report::from_verification(verification, &policy);
-    write_stdout(|out| match args.format {
-        OutputFormat::Human => report::human::render(&report, color, out),
-        OutputFormat::Json => report::json::render(&report, out),
-    })?;
+    write_stdout(|out| args.format.render(&report, color, out))?;
     Ok(report.exit_code())
 }
