@@ -12,6 +12,7 @@
 mod explain;
 mod fetch;
 mod fetch_local;
+mod formats;
 mod nginx;
 mod robustness;
 mod scan;
