@@ -23,7 +23,8 @@ use crate::cli::{policy_options, rollback_enforcement, write_stdout, OutputForma
 #[command(after_help = "Examples:
   modelvet verify fixtures/demo-model --manifest manifests/demo/manifest.json \\
       --trust manifests/demo/trust.json
-  modelvet verify model/ --manifest model/manifest.json --trust trust.json --format json")]
+  modelvet verify model/ --manifest model/manifest.json --trust trust.json --format json
+  modelvet verify model/ --manifest model/manifest.json --trust trust.json --format junit > modelvet.xml")]
 pub struct VerifyArgs {
     /// The model directory.
     dir: PathBuf,
