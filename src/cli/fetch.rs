@@ -12,7 +12,7 @@ use modelvet::fetch::source::{HttpPolicy, HubConfig};
 use modelvet::fetch::transfer::TransferOptions;
 use modelvet::fetch::{self, FetchOptions, FetchRequest, NetworkPolicy};
 use modelvet::manifest::time::Timestamp;
-use modelvet::report::{self, human::Color, Report};
+use modelvet::report::{human::Color, Report};
 use modelvet::scan::ScanOptions;
 use modelvet::verify::{ExpirationEnforcement, VerifyOptions};
 
@@ -155,9 +155,6 @@ pub fn run(args: FetchArgs, color: Color) -> anyhow::Result<u8> {
     let policy = policy_options(args.strict);
     let mut report = Report::from_verification(verification, &policy);
     report.command = "fetch";
-    write_stdout(|out| match args.format {
-        OutputFormat::Human => report::human::render(&report, color, out),
-        OutputFormat::Json => report::json::render(&report, out),
-    })?;
+    write_stdout(|out| args.format.render(&report, color, out))?;
     Ok(report.exit_code())
 }

@@ -60,6 +60,28 @@ pub enum OutputFormat {
     Human,
     /// The versioned JSON contract (see the `modelvet::report::json` docs).
     Json,
+    /// SARIF 2.1.0, for code-scanning dashboards (GitHub code scanning).
+    Sarif,
+    /// JUnit XML, for CI test-result views (GitLab, Jenkins).
+    Junit,
+}
+
+impl OutputFormat {
+    /// Writes `report` in this format.
+    pub fn render(
+        self,
+        report: &modelvet::report::Report,
+        color: Color,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        use modelvet::report;
+        match self {
+            OutputFormat::Human => report::human::render(report, color, out),
+            OutputFormat::Json => report::json::render(report, out),
+            OutputFormat::Sarif => report::sarif::render(report, out),
+            OutputFormat::Junit => report::junit::render(report, out),
+        }
+    }
 }
 
 /// Runs the chosen subcommand and returns the exit code it stands for.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use modelvet::report::{self, human::Color, Report};
+use modelvet::report::{human::Color, Report};
 use modelvet::scan::{self, ScanOptions};
 
 use crate::cli::{policy_options, write_stdout, OutputFormat};
@@ -18,6 +18,7 @@ use crate::cli::{policy_options, write_stdout, OutputFormat};
 #[command(after_help = "Examples:
   modelvet scan fixtures/demo-model
   modelvet scan --format json model.pt | jq '.files[].findings[].code'
+  modelvet scan --format sarif models/ > modelvet.sarif
   modelvet scan --strict downloads/")]
 pub struct ScanArgs {
     /// Files or directories to scan.
@@ -37,9 +38,6 @@ pub fn run(args: ScanArgs, color: Color) -> anyhow::Result<u8> {
     let policy = policy_options(args.strict);
     let outcomes = scan::scan_paths(&args.paths, &ScanOptions::default());
     let report = Report::from_scan(outcomes, &policy);
-    write_stdout(|out| match args.format {
-        OutputFormat::Human => report::human::render(&report, color, out),
-        OutputFormat::Json => report::json::render(&report, out),
-    })?;
+    write_stdout(|out| args.format.render(&report, color, out))?;
     Ok(report.exit_code())
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use modelvet::manifest::time::Timestamp;
-use modelvet::report::{self, human::Color, Report};
+use modelvet::report::{human::Color, Report};
 use modelvet::scan::ScanOptions;
 use modelvet::verify::{self, ExpirationEnforcement, VerifyOptions, VerifyRequest};
 
@@ -23,7 +23,8 @@ use crate::cli::{policy_options, rollback_enforcement, write_stdout, OutputForma
 #[command(after_help = "Examples:
   modelvet verify fixtures/demo-model --manifest manifests/demo/manifest.json \\
       --trust manifests/demo/trust.json
-  modelvet verify model/ --manifest model/manifest.json --trust trust.json --format json")]
+  modelvet verify model/ --manifest model/manifest.json --trust trust.json --format json
+  modelvet verify model/ --manifest model/manifest.json --trust trust.json --format junit > modelvet.xml")]
 pub struct VerifyArgs {
     /// The model directory.
     dir: PathBuf,
@@ -89,9 +90,6 @@ pub fn run(args: VerifyArgs, color: Color) -> anyhow::Result<u8> {
     drop(progress);
     let policy = policy_options(args.strict);
     let report = Report::from_verification(verification, &policy);
-    write_stdout(|out| match args.format {
-        OutputFormat::Human => report::human::render(&report, color, out),
-        OutputFormat::Json => report::json::render(&report, out),
-    })?;
+    write_stdout(|out| args.format.render(&report, color, out))?;
     Ok(report.exit_code())
 }

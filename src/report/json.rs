@@ -47,6 +47,10 @@
 //!
 //! Exit codes go with it: 0 when the overall verdict is `accept` or `warn`, 1 for `reject`,
 //! 2 for `error` or a usage error.
+//!
+//! The same contract as a JSON Schema (2020-12) is published in `docs/report.schema.json`; a
+//! unit test below keeps its enums in step with the code, and the integration tests validate
+//! real reports against it.
 
 use std::io::{self, Write};
 
@@ -56,4 +60,49 @@ use crate::report::Report;
 pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, report)?;
     out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use crate::finding::{Code, Severity};
+    use crate::policy::Verdict;
+
+    const SCHEMA_FILE: &str = include_str!("../../docs/report.schema.json");
+
+    #[test]
+    fn published_schema_lists_every_code_verdict_and_severity() {
+        let schema: Value = serde_json::from_str(SCHEMA_FILE).unwrap();
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        assert_eq!(
+            schema["properties"]["schema_version"]["const"],
+            super::super::SCHEMA_VERSION
+        );
+        let codes: Vec<&str> = Code::ALL.iter().map(|code| code.as_str()).collect();
+        assert_eq!(schema["$defs"]["code"]["enum"], json!(codes));
+        let verdicts = [
+            Verdict::Accept,
+            Verdict::Warn,
+            Verdict::Reject,
+            Verdict::Error,
+        ];
+        assert_eq!(
+            schema["$defs"]["verdict"]["enum"],
+            json!(verdicts.map(|verdict| serde_json::to_value(verdict).unwrap()))
+        );
+        let severities = [
+            Severity::Info,
+            Severity::Warning,
+            Severity::Error,
+            Severity::Critical,
+        ];
+        assert_eq!(
+            schema["$defs"]["severity"]["enum"],
+            json!(severities.map(|severity| serde_json::to_value(severity).unwrap()))
+        );
+    }
 }

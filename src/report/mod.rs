@@ -1,13 +1,16 @@
 //! The report: the data model every command fills, and its renderers.
 //!
 //! [`Report`] is what `--format json` prints, a versioned contract (see [`json`]); the human
-//! renderer draws the same data as a table. Renderers escape every untrusted string (paths,
+//! renderer draws the same data as a table, [`sarif`] and [`junit`] map it onto the formats CI
+//! systems read. Renderers escape every untrusted string (paths,
 //! tensor and global names, messages built from file content) before it reaches a terminal.
 //! This module decides nothing: verdicts come from `policy`, findings from the checkers.
 
 pub mod human;
 pub mod json;
+pub mod junit;
 pub mod run;
+pub mod sarif;
 
 use serde::Serialize;
 
@@ -36,6 +39,10 @@ pub struct Report {
     /// Findings about the run as a whole rather than one file (signatures, expiry, rollback).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// The verdict of the run-level findings alone, which renderers that judge the run apart
+    /// from its files (JUnit) need; not part of the JSON contract.
+    #[serde(skip)]
+    pub run_verdict: Verdict,
     pub files: Vec<FileEntry>,
     pub summary: Summary,
 }
@@ -186,7 +193,8 @@ impl Report {
         for finding in &findings {
             self.summary.findings.count(finding.severity);
         }
-        self.verdict = self.verdict.max(policy::decide(&findings, options));
+        self.run_verdict = policy::decide(&findings, options);
+        self.verdict = self.verdict.max(self.run_verdict);
         self.findings = findings;
     }
 
@@ -221,6 +229,7 @@ impl Report {
             verdict,
             manifest: None,
             findings: Vec::new(),
+            run_verdict: Verdict::Accept,
             files,
             summary,
         }

@@ -13,6 +13,7 @@ mod cli;
 mod explain;
 mod fetch;
 mod fetch_local;
+mod formats;
 mod import;
 mod nginx;
 mod robustness;
