@@ -53,8 +53,9 @@ enum ManifestCommand {
         #[arg(long = "source-prefix", value_name = "PREFIX")]
         source_prefixes: Vec<String>,
         /// Pin a processing plugin: NAME=PATH, where PATH is a wasm file of the directory
-        /// (`modelvet run --manifest ... --plugin NAME` runs it). Repeat for several.
-        #[arg(long = "plugin", value_name = "NAME=PATH", value_parser = parse_plugin)]
+        /// (`modelvet run --manifest ... --plugin NAME` runs it), optionally with the limits it
+        /// needs: NAME=PATH,timeout_ms=N,memory_mb=N,fuel=N. Repeat for several.
+        #[arg(long = "plugin", value_name = "NAME=PATH[,LIMIT=N]", value_parser = parse_plugin)]
         plugins: Vec<modelvet::manifest::PluginEntry>,
     },
     /// Draft a manifest from a Hugging Face repository at a full commit hash.
@@ -246,16 +247,39 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<u8> {
 }
 
 fn parse_plugin(text: &str) -> Result<modelvet::manifest::PluginEntry, String> {
-    let (name, path) = text
-        .split_once('=')
-        .ok_or_else(|| format!("`{text}` is not NAME=PATH"))?;
-    Ok(modelvet::manifest::PluginEntry {
+    let mut parts = text.split(',');
+    let (name, path) = parts
+        .next()
+        .and_then(|first| first.split_once('='))
+        .ok_or_else(|| {
+            format!("`{text}` is not NAME=PATH[,timeout_ms=N][,memory_mb=N][,fuel=N]")
+        })?;
+    let mut entry = modelvet::manifest::PluginEntry {
         name: name.to_owned(),
         path: path.to_owned(),
         timeout_ms: None,
         memory_mb: None,
         fuel: None,
-    })
+    };
+    for limit in parts {
+        let (key, value) = limit
+            .split_once('=')
+            .ok_or_else(|| format!("`{limit}` is not LIMIT=N"))?;
+        let value: u64 = value
+            .parse()
+            .map_err(|_| format!("`{value}` is not a whole number"))?;
+        match key {
+            "timeout_ms" => entry.timeout_ms = Some(value),
+            "memory_mb" => entry.memory_mb = Some(value),
+            "fuel" => entry.fuel = Some(value),
+            _ => {
+                return Err(format!(
+                    "unknown plugin limit `{key}` (timeout_ms, memory_mb, fuel)"
+                ))
+            }
+        }
+    }
+    Ok(entry)
 }
 
 struct CreateOptions {

@@ -416,17 +416,14 @@ impl Guest<'_> {
         })
     }
 
-    /// Allocates `len` bytes in the guest and fills them in place. An empty region is not
-    /// allocated: its address is `align`, non-null and aligned, as the ABI says.
+    /// Allocates `len` bytes in the guest and fills them in place. Empty regions are
+    /// allocated too, so every address the guest sees is one its own allocator handed out.
     fn place(
         &mut self,
         len: usize,
         align: u32,
         fill: impl FnOnce(&mut [u8]) -> Result<(), Stop>,
     ) -> Result<u32, Stop> {
-        if len == 0 {
-            return Ok(align);
-        }
         let size = wasm_u32(len).map_err(|_| {
             Finding::new(
                 Code::PluginMemoryLimit,

@@ -9,6 +9,7 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["scan"],
     &["verify"],
     &["fetch"],
+    &["run"],
     &["manifest", "create"],
     &["manifest", "import-hf"],
     &["manifest", "import-sha256sums"],

@@ -34,20 +34,32 @@ fn codes(report: &Value) -> Vec<String> {
 /// except the partial area.
 fn assert_dest_holds_only_verified_files(dest: &Path, manifest: &Path) {
     let manifest: Value = serde_json::from_slice(&fs::read(manifest).unwrap()).unwrap();
-    for entry in fs::read_dir(dest).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == ".modelvet-partial" {
-            continue;
+    let mut pending = vec![dest.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() == ".modelvet-partial" {
+                continue;
+            }
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(entry.path());
+                continue;
+            }
+            let name = entry
+                .path()
+                .strip_prefix(dest)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            let listed = manifest["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|file| file["path"] == name.as_str())
+                .unwrap_or_else(|| panic!("`{name}` is not a manifest file"));
+            let digest = modelvet::digest::sha256_bytes(&fs::read(entry.path()).unwrap());
+            assert_eq!(listed["sha256"], digest.to_string(), "{name}");
         }
-        let listed = manifest["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|file| file["path"] == name.as_str())
-            .unwrap_or_else(|| panic!("`{name}` is not a manifest file"));
-        let digest = modelvet::digest::sha256_bytes(&fs::read(entry.path()).unwrap());
-        assert_eq!(listed["sha256"], digest.to_string(), "{name}");
     }
 }
 

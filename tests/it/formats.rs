@@ -241,11 +241,7 @@ fn demo_verify_args(model: &Path) -> Vec<String> {
 /// A copy of the demo model whose weights have one byte changed (same size, other digest).
 fn tampered_demo(temp: &Path) -> PathBuf {
     let model = temp.join("tampered-model");
-    fs::create_dir(&model).unwrap();
-    for entry in fs::read_dir(fixture("demo-model")).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
-    }
+    crate::support::copy_dir(&fixture("demo-model"), &model);
     let weights = model.join("model.safetensors");
     let mut bytes = fs::read(&weights).unwrap();
     *bytes.last_mut().unwrap() ^= 0x01;

@@ -12,13 +12,12 @@ use sha2::Digest;
 use crate::server::{Route, TestServer};
 use crate::support::{fixture, modelvet, root};
 
+/// The demo model's top-level files (its plugins live in a subdirectory).
 const DEMO_FILES: [&str; 3] = ["README.md", "config.json", "model.safetensors"];
 const EXPIRES: &str = "2099-01-01T00:00:00Z";
 
 fn copy_demo(dir: &Path) {
-    for name in DEMO_FILES {
-        fs::copy(fixture("demo-model").join(name), dir.join(name)).unwrap();
-    }
+    crate::support::copy_dir(&fixture("demo-model"), dir);
 }
 
 fn sha256sum(dir: &Path, args: &[&str]) -> std::process::Output {

@@ -156,7 +156,7 @@ fn fetch_over_https_from_nginx_verifies_and_resumes_with_a_range_request() {
             (path, file["sha256"].as_str().unwrap().to_owned())
         })
         .collect();
-    assert_eq!(files.len(), 3, "{manifest:#}");
+    assert_eq!(files.len(), 5, "{manifest:#}");
 
     // 1. A fresh download.
     let fetch = |dest: &str, state: &str, cache: &str| {

@@ -686,3 +686,239 @@ fn operator_mistakes_exit_2() {
         assert_eq!(code, 2, "{args:?}: {stderr}");
     }
 }
+
+/// Reads one F32 or U8 tensor file written by `modelvet run`.
+fn read_single(path: &Path) -> (Vec<u64>, Vec<u8>) {
+    let file = modelvet::tensor::TensorFile::open(path, "x").unwrap();
+    let [tensor] = file.tensors()[..] else {
+        panic!("one tensor expected in {}", path.display())
+    };
+    let mut bytes = vec![0; tensor.data.len() as usize];
+    tensor.data.fill(&mut bytes).unwrap();
+    (tensor.shape.to_vec(), bytes)
+}
+
+fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|chunk| f32::from_le_bytes(chunk.try_into().unwrap()))
+        .collect()
+}
+
+fn demo_plugin(name: &str) -> PathBuf {
+    crate::support::fixture(&format!("demo-model/plugins/{name}.wasm"))
+}
+
+/// Runs an example plugin file pinned by its digest.
+fn run_example(plugin: &str, input: &Path, output: &Path, params: &str) -> (i32, Value) {
+    let path = demo_plugin(plugin);
+    let pin = modelvet::digest::sha256_bytes(&std::fs::read(&path).unwrap()).to_string();
+    crate::support::modelvet_json(
+        &[
+            "run",
+            path.to_str().unwrap(),
+            "--sha256",
+            &pin,
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--params",
+            params,
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn example_plugins_equal_the_native_kernels_bit_for_bit() {
+    use modelvet_plugin_sdk::kernels;
+    let dir = tempfile::tempdir().unwrap();
+    let slice = crate::support::fixture("ct-slice/ct-slice.safetensors");
+    let (shape, bytes) = read_single(&slice);
+    let hounsfield = f32s(&bytes);
+
+    for (center, width) in [(40.0f32, 400.0f32), (300.0, 1500.0), (-600.0, 1.5)] {
+        let out = dir.path().join("windowed.safetensors");
+        let params = format!(r#"{{"center": {center}, "width": {width}}}"#);
+        let (code, report) = run_example("ct-window", &slice, &out, &params);
+        assert_eq!(code, 0, "{report:#}");
+        let (out_shape, out_bytes) = read_single(&out);
+        let mut native = vec![0.0f32; hounsfield.len()];
+        kernels::window_level(&hounsfield, &mut native, center, width).unwrap();
+        assert_eq!(out_shape, shape);
+        let native_bytes: Vec<u8> = native.iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert!(
+            out_bytes == native_bytes,
+            "ct-window {params} differs from native"
+        );
+    }
+
+    // Threshold and sigmoid-threshold on windowed values; argmax over three channels with
+    // ties and NaN.
+    let windowed = dir.path().join("windowed.safetensors");
+    run_example("ct-window", &slice, &windowed, "{}");
+    let scores = f32s(&read_single(&windowed).1);
+    for (params, sigmoid) in [
+        (r#"{"threshold": 0.25}"#, false),
+        (r#"{"threshold": 0.6, "activation": "sigmoid"}"#, true),
+    ] {
+        let out = dir.path().join("mask.safetensors");
+        let (code, report) = run_example("label-mask", &windowed, &out, params);
+        assert_eq!(code, 0, "{report:#}");
+        let mut native = vec![0u8; scores.len()];
+        let threshold: f32 = if sigmoid { 0.6 } else { 0.25 };
+        if sigmoid {
+            kernels::sigmoid_threshold(&scores, &mut native, threshold).unwrap();
+        } else {
+            kernels::threshold(&scores, &mut native, threshold).unwrap();
+        }
+        assert_eq!(read_single(&out).1, native, "label-mask {params}");
+    }
+
+    let plane = 64 * 64;
+    let channels: Vec<f32> = (0..3 * plane)
+        .map(|i| match i % 97 {
+            0 => f32::NAN,
+            n if n % 5 == 0 => 1.0,
+            n => (n as f32 * 0.37).sin(),
+        })
+        .collect();
+    let logits = dir.path().join("logits.npy");
+    let data: Vec<u8> = channels.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_tensor_file(
+        &logits,
+        TensorFormat::Npy,
+        &[Tensor {
+            name: "logits",
+            dtype: DType::F32,
+            shape: &[3, 64, 64],
+            data: TensorData::Memory(&data),
+        }],
+    )
+    .unwrap();
+    let labels = dir.path().join("labels.npy");
+    let (code, report) = run_example("label-mask", &logits, &labels, r#"{"mode": "argmax"}"#);
+    assert_eq!(code, 0, "{report:#}");
+    let (label_shape, label_bytes) = read_single(&labels);
+    let mut native = vec![0u8; plane];
+    kernels::argmax_channels(&channels, 3, plane, &mut native).unwrap();
+    assert_eq!(label_shape, [64, 64]);
+    assert_eq!(label_bytes, native);
+}
+
+/// `modelvet run --manifest ... --plugin ct-window --plugin label-mask`, as the README shows.
+fn run_demo_chain(dir: &Path, state: &Path, output: &Path) -> (i32, Value) {
+    let manifest = crate::support::root().join("manifests/demo/manifest.json");
+    let trust = crate::support::root().join("manifests/demo/trust.json");
+    let slice = crate::support::fixture("ct-slice/ct-slice.safetensors");
+    crate::support::modelvet_json(
+        &[
+            "run",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--trust",
+            trust.to_str().unwrap(),
+            "--dir",
+            dir.to_str().unwrap(),
+            "--plugin",
+            "ct-window",
+            "--plugin",
+            "label-mask",
+            "--input",
+            slice.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn the_demo_manifest_pins_and_chains_both_plugins() {
+    use modelvet_plugin_sdk::kernels;
+    let work = tempfile::tempdir().unwrap();
+    let output = work.path().join("mask.safetensors");
+    let (code, report) = run_demo_chain(
+        &crate::support::fixture("demo-model"),
+        &work.path().join("state"),
+        &output,
+    );
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["manifest"]["name"], "modelvet-demo/ct-segmenter");
+    let stages = report["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2);
+    for (stage, name) in stages.iter().zip(["ct-window", "label-mask"]) {
+        assert_eq!(stage["plugin"], name);
+        assert_eq!(stage["pinned_by"]["kind"], "manifest");
+        // The manifest's declared limits apply.
+        assert_eq!(stage["limits"]["timeout_ms"], 5000);
+        assert_eq!(stage["limits"]["memory_bytes"], 256 << 20);
+    }
+    assert_eq!(report["output"]["tensors"][0]["name"], "mask");
+
+    // The chain equals the native kernels, bit for bit.
+    let (_, slice) = read_single(&crate::support::fixture("ct-slice/ct-slice.safetensors"));
+    let hounsfield = f32s(&slice);
+    let mut windowed = vec![0.0; hounsfield.len()];
+    kernels::window_level(&hounsfield, &mut windowed, 40.0, 400.0).unwrap();
+    let mut mask = vec![0u8; windowed.len()];
+    kernels::threshold(&windowed, &mut mask, 0.5).unwrap();
+    assert_eq!(read_single(&output).1, mask);
+}
+
+#[test]
+fn a_tampered_or_unlisted_plugin_never_starts() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    crate::support::copy_dir(&crate::support::fixture("demo-model"), &model);
+    // Same size, other bytes: a module that would loop forever if it were ever started.
+    let plugin = model.join("plugins/ct-window.wasm");
+    let size = std::fs::metadata(&plugin).unwrap().len() as usize;
+    let endless = wat::parse_str(
+        Wat {
+            extra: "(func $spin (loop $forever (br $forever))) (start $spin)",
+            ..Wat::default()
+        }
+        .text(),
+    )
+    .unwrap();
+    let mut padded = endless.clone();
+    padded.resize(size, 0);
+    std::fs::write(&plugin, &padded).unwrap();
+    let output = work.path().join("mask.safetensors");
+    let started = Instant::now();
+    let (code, report) = run_demo_chain(&model, &work.path().join("state"), &output);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(codes(&report), ["plugin-pin-mismatch"]);
+    assert_eq!(report["stages"], serde_json::json!([]));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!output.exists());
+}
+
+/// The committed example plugins are exactly what their sources build to (needs the
+/// wasm32-unknown-unknown target and rustc 1.95.0, which `.ci/run` provides).
+#[test]
+fn example_plugins_rebuild_to_the_pinned_bytes() {
+    let script = crate::support::root().join("plugins/build.sh");
+    let result = Command::new("bash")
+        .arg(&script)
+        .arg("--check")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    match result.status.code() {
+        Some(0) => {}
+        // Another compiler, or no wasm target and no way to add it: only CI must run this.
+        Some(3) if std::env::var_os("CI").is_none() => eprintln!("skipped: {stderr}"),
+        Some(_) if std::env::var_os("CI").is_none() && stderr.contains("rustup") => {
+            eprintln!("skipped: {stderr}")
+        }
+        other => panic!(
+            "plugins/build.sh --check failed ({other:?}):\n{}\n{stderr}",
+            String::from_utf8_lossy(&result.stdout)
+        ),
+    }
+}

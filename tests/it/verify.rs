@@ -152,7 +152,7 @@ fn an_untouched_release_verifies() {
     assert_eq!(report["verdict"], "accept");
     assert_eq!(report["manifest"]["name"], "demo/ct-segmenter");
     assert_eq!(report["manifest"]["signers"].as_array().unwrap().len(), 1);
-    assert_eq!(report["files"].as_array().unwrap().len(), 3);
+    assert_eq!(report["files"].as_array().unwrap().len(), 5);
 }
 
 #[test]
