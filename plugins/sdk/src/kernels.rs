@@ -48,7 +48,11 @@ pub fn window_level(
             *y = unit_clamp((x - lo) / width);
         }
     }
-    for (y, &x) in out_blocks.into_remainder().iter_mut().zip(in_blocks.remainder()) {
+    for (y, &x) in out_blocks
+        .into_remainder()
+        .iter_mut()
+        .zip(in_blocks.remainder())
+    {
         *y = unit_clamp((x - lo) / width);
     }
     Ok(())
