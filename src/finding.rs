@@ -158,6 +158,11 @@ codes! {
     ManifestInvalid = "manifest-invalid", Error;
     /// The manifest's `expires` time has passed.
     ManifestExpired = "manifest-expired", Error;
+    /// The manifest expires within the registry's warning window.
+    ManifestExpiring = "manifest-expiring", Warning;
+    /// A manifest lists a file named like a pickle (`.pt`, `.pth`, `.pkl`, `.ckpt`, `.bin`...)
+    /// without declaring a safe format.
+    PolicyPickleDeclared = "policy-pickle-declared", Error;
     /// The manifest's version is lower than one already verified for the same name.
     ManifestRollback = "manifest-rollback", Error;
     /// The manifest reuses a verified version number with different bytes.

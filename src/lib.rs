@@ -16,6 +16,7 @@
 //! tensor    tensor files for plugins (safetensors, .npy): strict reading, atomic writing
 //! sandbox   wasmtime engine, limits, plugin ABI v1; runs only verified plugins
 //! pipeline  chains of plugins over tensor files, stage to stage without copies
+//! registry  every manifest of a model registry at once: parallel, sharded, against a baseline
 //! policy    pure function: findings + options -> verdict
 //! report    the report data model and its renderers (human, json)
 //! ```
@@ -29,6 +30,7 @@ pub mod import;
 pub mod manifest;
 pub mod pipeline;
 pub mod policy;
+pub mod registry;
 pub mod report;
 pub mod sandbox;
 pub mod scan;

@@ -7,6 +7,7 @@ mod fetch;
 mod key;
 mod manifest;
 mod progress;
+mod registry;
 mod run;
 mod scan;
 mod sign;
@@ -37,6 +38,7 @@ enum Command {
     Verify(verify::VerifyArgs),
     Fetch(fetch::FetchArgs),
     Run(run::RunArgs),
+    Registry(registry::RegistryArgs),
     Manifest(manifest::ManifestArgs),
     Sign(sign::SignArgs),
     Key(key::KeyArgs),
@@ -103,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Verify(args) => verify::run(args, color),
         Command::Fetch(args) => fetch::run(args, color),
         Command::Run(args) => run::run(args, color),
+        Command::Registry(args) => registry::run(args, color),
         Command::Manifest(args) => manifest::run(args),
         Command::Sign(args) => sign::run(args),
         Command::Key(args) => key::run(args),

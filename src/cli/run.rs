@@ -99,6 +99,9 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs, color: Color) -> anyhow::Result<u8> {
+    if matches!(args.format, OutputFormat::Sarif | OutputFormat::Junit) {
+        bail!("`run` reports as human or json (SARIF and JUnit describe files, not plugin runs)");
+    }
     let params = Params::parse(&args.params)?;
     let mut run_findings = Vec::new();
     let mut manifest_summary = None;
@@ -150,7 +153,9 @@ pub fn run(args: RunArgs, color: Color) -> anyhow::Result<u8> {
     );
     write_stdout(|out| match args.format {
         OutputFormat::Json => report.render_json(out),
-        _ => report.render_human(color, out),
+        OutputFormat::Human => report.render_human(color, out),
+        // Checked before anything ran.
+        OutputFormat::Sarif | OutputFormat::Junit => Ok(()),
     })?;
     Ok(report.exit_code())
 }

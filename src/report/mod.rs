@@ -187,6 +187,45 @@ impl Report {
         report
     }
 
+    /// Builds the report of a registry check: one entry per manifest (its own findings), then
+    /// one per model file verified beside it, paths relative to the registry's root.
+    pub fn from_registry(
+        outcome: crate::registry::RegistryOutcome,
+        options: &PolicyOptions,
+    ) -> Report {
+        let mut files = Vec::new();
+        for check in outcome.manifests {
+            let mut findings = check.findings;
+            findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
+            files.push(FileEntry {
+                path: check.path,
+                format: None,
+                size: None,
+                verdict: policy::decide(&findings, options),
+                findings,
+                error: None,
+            });
+            for file in check.files {
+                let mut findings = file.findings;
+                findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
+                let path = if check.dir.is_empty() {
+                    file.path
+                } else {
+                    format!("{}/{}", check.dir, file.path)
+                };
+                files.push(FileEntry {
+                    path,
+                    format: file.format,
+                    size: file.size,
+                    verdict: policy::decide(&findings, options),
+                    findings,
+                    error: None,
+                });
+            }
+        }
+        Report::new("registry", files)
+    }
+
     /// Adds findings about the whole run and folds them into the verdict.
     pub fn add_run_findings(&mut self, mut findings: Vec<Finding>, options: &PolicyOptions) {
         findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));

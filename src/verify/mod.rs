@@ -346,7 +346,7 @@ pub fn authenticate(
 }
 
 /// The exact file set, sizes, digests and scan of every file.
-fn verify_files(
+pub fn verify_files(
     request: &VerifyRequest,
     manifest: &Manifest,
     options: &VerifyOptions,

@@ -10,6 +10,7 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["verify"],
     &["fetch"],
     &["run"],
+    &["registry", "verify"],
     &["manifest", "create"],
     &["manifest", "import-hf"],
     &["manifest", "import-sha256sums"],

@@ -320,6 +320,16 @@ fn forbid_unknown_fields(schema: &mut Value) {
     }
 }
 
+/// Fails unless `sarif` is valid against the official SARIF 2.1.0 schema.
+pub fn assert_valid_sarif(sarif: &Value) {
+    assert_valid(&sarif_validator(), sarif);
+}
+
+/// Fails unless `report` is valid against the published JSON report schema.
+pub fn assert_valid_report(report: &Value) {
+    assert_valid(&report_validator(), report);
+}
+
 fn assert_valid(validator: &jsonschema::Validator, instance: &Value) {
     let errors: Vec<String> = validator
         .iter_errors(instance)
