@@ -480,3 +480,35 @@ fn operator_mistakes_exit_2() {
         assert_eq!(code, 2, "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn the_github_action_installs_verifies_and_uploads() {
+    let action = fs::read_to_string(crate::support::root().join("action.yml")).unwrap();
+    assert!(action.contains("using: composite"));
+    assert!(action.contains("cargo install --locked"));
+    assert!(action.contains("registry verify"));
+    assert!(action.contains("github/codeql-action/upload-sarif@"));
+    // Every input the steps use is declared.
+    let declared: Vec<&str> = action
+        .split("\ninputs:\n")
+        .nth(1)
+        .unwrap()
+        .split("\noutputs:\n")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   ") && line.ends_with(':'))
+        .map(|line| line.trim().trim_end_matches(':'))
+        .collect();
+    for used in action.split("inputs.").skip(1) {
+        let name: String = used
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        assert!(declared.contains(&name.as_str()), "undeclared input `{name}`");
+    }
+    let workflow =
+        fs::read_to_string(crate::support::root().join("docs/github-workflow.yml")).unwrap();
+    assert!(workflow.contains("security-events: write"));
+    assert!(workflow.contains("shard: ${{ matrix.shard }}"));
+}
