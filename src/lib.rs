@@ -35,3 +35,6 @@ pub mod scan;
 pub mod tensor;
 pub mod trust;
 pub mod verify;
+
+#[cfg(test)]
+mod testing;
