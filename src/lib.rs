@@ -18,6 +18,7 @@
 //! pipeline  chains of plugins over tensor files, stage to stage without copies
 //! policy    pure function: findings + options -> verdict
 //! report    the report data model and its renderers (human, json)
+//! receipt   provenance receipts of verify/fetch/run results: building, strict parsing, checks
 //! ```
 #![forbid(unsafe_code)]
 
@@ -29,6 +30,7 @@ pub mod import;
 pub mod manifest;
 pub mod pipeline;
 pub mod policy;
+pub mod receipt;
 pub mod report;
 pub mod sandbox;
 pub mod scan;
