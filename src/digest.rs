@@ -113,6 +113,47 @@ pub fn sha256_bytes(bytes: &[u8]) -> Sha256 {
     Sha256(sha2::Sha256::digest(bytes).into())
 }
 
+/// A writer that hashes every byte it passes on, so that a file's digest is known the moment
+/// it is written, without reading it back.
+#[derive(Debug)]
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+}
+
+impl<W: io::Write> HashingWriter<W> {
+    pub fn new(inner: W) -> HashingWriter<W> {
+        HashingWriter {
+            inner,
+            hasher: sha2::Sha256::new(),
+        }
+    }
+
+    /// The writer back, and the SHA-256 of everything written through it.
+    pub fn finish(self) -> (W, Sha256) {
+        (self.inner, Sha256(self.hasher.finalize().into()))
+    }
+}
+
+impl<W: io::Write> io::Write for HashingWriter<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.hasher.update(bytes.get(..written).unwrap_or(bytes));
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The SHA-256 of everything `reader` yields.
+pub fn sha256_reader(mut reader: impl Read) -> io::Result<Sha256> {
+    let mut writer = HashingWriter::new(io::sink());
+    io::copy(&mut reader, &mut writer)?;
+    Ok(writer.finish().1)
+}
+
 /// Hash one file with a freshly allocated buffer.
 pub fn hash_file(job: &HashJob, progress: &dyn Progress) -> Result<FileDigest, DigestError> {
     let mut buffer = vec![0u8; BUFFER_SIZE];

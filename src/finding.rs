@@ -227,6 +227,11 @@ codes! {
     /// A plugin reported failure (a non-zero status from `modelvet_process`).
     PluginFailed = "plugin-failed", Error;
 
+    // Provenance receipts.
+    /// A receipt does not parse, has another schema or breaks a rule (unknown field, unsafe
+    /// path); nothing in it can be relied on.
+    ReceiptInvalid = "receipt-invalid", Error;
+
     // General.
     /// The content is not a format modelvet recognises.
     UnknownFormat = "unknown-format", Warning;

@@ -19,6 +19,7 @@
 //! registry  every manifest of a model registry at once: parallel, sharded, against a baseline
 //! policy    pure function: findings + options -> verdict
 //! report    the report data model and its renderers (human, json)
+//! receipt   provenance receipts of verify/fetch/run results: building, strict parsing, checks
 //! ```
 #![forbid(unsafe_code)]
 
@@ -30,6 +31,7 @@ pub mod import;
 pub mod manifest;
 pub mod pipeline;
 pub mod policy;
+pub mod receipt;
 pub mod registry;
 pub mod report;
 pub mod sandbox;
@@ -37,3 +39,6 @@ pub mod scan;
 pub mod tensor;
 pub mod trust;
 pub mod verify;
+
+#[cfg(test)]
+mod testing;

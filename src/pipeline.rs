@@ -92,7 +92,7 @@ pub fn run(
     let last = previous.ok_or(PipelineError::NoStages)?;
     let tensors = last.outputs();
     let format = TensorFormat::for_output(output);
-    tensor::write_tensor_file(output, format, &tensors)?;
+    let sha256 = tensor::write_tensor_file(output, format, &tensors)?;
     Ok(PipelineResult {
         stages: reports,
         output: Some(OutputReport {
@@ -101,6 +101,7 @@ pub fn run(
                 TensorFormat::Safetensors => "safetensors",
                 TensorFormat::Npy => "npy",
             },
+            sha256,
             tensors: tensors.iter().map(TensorSummary::of).collect(),
         }),
     })

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::digest::{HashingWriter, Sha256};
 use crate::finding::quote;
 use crate::scan::source::FileSource;
 use crate::scan::{numpy, safetensors};
@@ -381,6 +382,18 @@ impl TensorFile {
         })
     }
 
+    /// The SHA-256 of the whole file, read through the handle that was validated (so it is
+    /// the file the tensors come from, even if the path has been replaced since).
+    pub fn sha256(&self) -> Result<Sha256, TensorError> {
+        let read_error = |source| TensorError::Read {
+            path: self.path.clone(),
+            source,
+        };
+        let mut reader = &self.file;
+        reader.seek(SeekFrom::Start(0)).map_err(read_error)?;
+        crate::digest::sha256_reader(reader).map_err(read_error)
+    }
+
     /// The tensors, in the file's order.
     pub fn tensors(&self) -> Vec<Tensor<'_>> {
         self.tensors
@@ -426,11 +439,12 @@ pub fn check_tensor(name: &str, shape: &[u64]) -> Result<(), String> {
 
 /// Writes `tensors` to `path` in `format` through a temporary file in the same directory, a
 /// flush to disk and a rename: `path` never holds a partial file.
+/// Returns the SHA-256 of the bytes written (the file's content).
 pub fn write_tensor_file(
     path: &Path,
     format: TensorFormat,
     tensors: &[Tensor<'_>],
-) -> Result<(), TensorError> {
+) -> Result<Sha256, TensorError> {
     let unwritable = |reason: String| TensorError::Unwritable {
         path: path.to_owned(),
         reason,
@@ -456,19 +470,23 @@ pub fn write_tensor_file(
         _ => Path::new("."),
     };
     let mut temporary = tempfile::NamedTempFile::new_in(dir).map_err(write_error)?;
-    {
-        let mut out = io::BufWriter::with_capacity(1 << 20, temporary.as_file_mut());
+    let sha256 = {
+        let mut out = HashingWriter::new(io::BufWriter::with_capacity(
+            1 << 20,
+            temporary.as_file_mut(),
+        ));
         out.write_all(&header).map_err(write_error)?;
         for tensor in sorted_for_layout(format, tensors) {
             tensor.data.write_to(&mut out).map_err(write_error)?;
         }
         out.flush().map_err(write_error)?;
-    }
+        out.finish().1
+    };
     temporary.as_file().sync_all().map_err(write_error)?;
     temporary
         .persist(path)
         .map_err(|error| write_error(error.error))?;
-    Ok(())
+    Ok(sha256)
 }
 
 /// Safetensors data is laid out in name order, the order of the header's keys.

@@ -12,11 +12,13 @@ use modelvet::fetch::source::{HttpPolicy, HubConfig};
 use modelvet::fetch::transfer::TransferOptions;
 use modelvet::fetch::{self, FetchOptions, FetchRequest, NetworkPolicy};
 use modelvet::manifest::time::Timestamp;
+use modelvet::receipt::{Origin, Receipt, ReceiptCommand};
 use modelvet::report::{human::Color, Report};
 use modelvet::scan::ScanOptions;
 use modelvet::verify::{ExpirationEnforcement, VerifyOptions};
 
 use crate::cli::progress::ProgressBar;
+use crate::cli::receipt::ReceiptArgs;
 use crate::cli::{policy_options, rollback_enforcement, write_stdout, OutputFormat};
 
 /// Download a signed model: nothing unverified ever lands at a final path.
@@ -33,7 +35,8 @@ use crate::cli::{policy_options, rollback_enforcement, write_stdout, OutputForma
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   modelvet fetch manifests/demo/manifest.json --trust manifests/demo/trust.json --dest /tmp/demo
-  modelvet fetch https://models.example/ct/manifest.json --trust trust.json --dest model/ --format json")]
+  modelvet fetch https://models.example/ct/manifest.json --trust trust.json --dest model/ --format json
+  modelvet fetch manifest.json --trust trust.json --dest model/ --receipt fetch-receipt.json --receipt-key ci.key")]
 pub struct FetchArgs {
     /// The manifest: a path or an http(s):// or file:// URL.
     manifest: String,
@@ -92,12 +95,15 @@ pub struct FetchArgs {
     /// UNSAFE: skip the rollback check and do not record this version.
     #[arg(long)]
     unsafe_no_rollback_check: bool,
+    #[command(flatten)]
+    receipt: ReceiptArgs,
     #[arg(long, hide = true)]
     current_time: Option<Timestamp>,
 }
 
 pub fn run(args: FetchArgs, color: Color) -> anyhow::Result<u8> {
     let rollback = rollback_enforcement(args.unsafe_no_rollback_check, args.state)?;
+    let receipt = args.receipt.writer()?;
     let offline = args.offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|value| value == "1");
     let cache = if args.no_cache {
         None
@@ -153,8 +159,14 @@ pub fn run(args: FetchArgs, color: Color) -> anyhow::Result<u8> {
     let verification = fetch::fetch(&request, &options, &progress)?;
     drop(progress);
     let policy = policy_options(args.strict);
-    let mut report = Report::from_verification(verification, &policy);
+    let mut report = Report::from_verification(verification.clone(), &policy);
     report.command = "fetch";
+    if let Some(receipt) = receipt {
+        let origin = Origin::here(ReceiptCommand::Fetch, options.verify.now);
+        receipt.write_if_vouched(report.verdict, || {
+            Receipt::for_verification(origin, &verification, report.verdict)
+        })?;
+    }
     write_stdout(|out| args.format.render(&report, color, out))?;
     Ok(report.exit_code())
 }

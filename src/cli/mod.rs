@@ -7,6 +7,7 @@ mod fetch;
 mod key;
 mod manifest;
 mod progress;
+mod receipt;
 mod registry;
 mod run;
 mod scan;
@@ -43,6 +44,7 @@ enum Command {
     Sign(sign::SignArgs),
     Key(key::KeyArgs),
     Trust(trust::TrustArgs),
+    Receipt(receipt::ReceiptCommandArgs),
     Explain(explain::ExplainArgs),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
@@ -110,6 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Sign(args) => sign::run(args),
         Command::Key(args) => key::run(args),
         Command::Trust(args) => trust::run(args),
+        Command::Receipt(args) => receipt::run(args, color),
         Command::Explain(args) => explain::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),

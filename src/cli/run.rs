@@ -13,6 +13,7 @@ use modelvet::finding::{quote, Code, Finding};
 use modelvet::manifest::time::Timestamp;
 use modelvet::manifest::DeclaredFormat;
 use modelvet::pipeline::{self, Stage};
+use modelvet::receipt::{Origin, Receipt, ReceiptCommand};
 use modelvet::report::human::Color;
 use modelvet::report::run::RunReport;
 use modelvet::sandbox::{self, Plugin, MAX_MODULE_BYTES};
@@ -21,6 +22,7 @@ use modelvet::tensor::{Tensor, TensorFile};
 use modelvet::verify::artifact::VerifiedArtifact;
 use modelvet::verify::{self, ExpirationEnforcement, VerifyOptions};
 
+use crate::cli::receipt::ReceiptArgs;
 use crate::cli::{policy_options, rollback_enforcement, write_stdout, OutputFormat};
 
 /// Run processing plugins (WebAssembly) on tensors, with no access to anything else.
@@ -40,7 +42,9 @@ use crate::cli::{policy_options, rollback_enforcement, write_stdout, OutputForma
       --dir target/demo-model --plugin ct-window --plugin label-mask \\
       --input fixtures/ct-slice/ct-slice.safetensors --output target/mask.safetensors
   modelvet run plugin.wasm --sha256 <HEX> --input image.npy --output out.npy \\
-      --params '{\"center\": 40, \"width\": 400}' --timeout-ms 2000 --memory-mb 256")]
+      --params '{\"center\": 40, \"width\": 400}' --timeout-ms 2000 --memory-mb 256
+  modelvet run --manifest manifest.json --trust trust.json --dir model/ --plugin ct-window \\
+      --input ct.safetensors --output out.safetensors --receipt run-receipt.json --receipt-key ci.key")]
 pub struct RunArgs {
     /// A plugin module (`.wasm`, or WAT text) to run directly; pin it with --sha256.
     #[arg(value_name = "PLUGIN.wasm", conflicts_with = "manifest")]
@@ -94,6 +98,8 @@ pub struct RunArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     format: OutputFormat,
+    #[command(flatten)]
+    receipt: ReceiptArgs,
     #[arg(long, hide = true)]
     current_time: Option<Timestamp>,
 }
@@ -103,6 +109,7 @@ pub fn run(args: RunArgs, color: Color) -> anyhow::Result<u8> {
         bail!("`run` reports as human or json (SARIF and JUnit describe files, not plugin runs)");
     }
     let params = Params::parse(&args.params)?;
+    let receipt = args.receipt.writer()?;
     let mut run_findings = Vec::new();
     let mut manifest_summary = None;
     let stages = if let Some(manifest) = &args.manifest {
@@ -151,6 +158,11 @@ pub fn run(args: RunArgs, color: Color) -> anyhow::Result<u8> {
         output,
         &policy_options(false),
     );
+    if let Some(receipt) = receipt {
+        let now = args.current_time.unwrap_or_else(Timestamp::now);
+        let origin = Origin::here(ReceiptCommand::Run, now);
+        receipt.write_if_vouched(report.verdict, || Receipt::for_run(origin, &report, &files))?;
+    }
     write_stdout(|out| match args.format {
         OutputFormat::Json => report.render_json(out),
         OutputFormat::Human => report.render_human(color, out),

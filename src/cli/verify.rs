@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use clap::Args;
 
 use modelvet::manifest::time::Timestamp;
+use modelvet::receipt::{Origin, Receipt, ReceiptCommand};
 use modelvet::report::{human::Color, Report};
 use modelvet::scan::ScanOptions;
 use modelvet::verify::{self, ExpirationEnforcement, VerifyOptions, VerifyRequest};
 
 use crate::cli::progress::ProgressBar;
+use crate::cli::receipt::ReceiptArgs;
 use crate::cli::{policy_options, rollback_enforcement, write_stdout, OutputFormat};
 
 /// Verify a model directory against its signed manifest.
@@ -24,7 +26,9 @@ use crate::cli::{policy_options, rollback_enforcement, write_stdout, OutputForma
   modelvet verify fixtures/demo-model --manifest manifests/demo/manifest.json \\
       --trust manifests/demo/trust.json
   modelvet verify model/ --manifest model/manifest.json --trust trust.json --format json
-  modelvet verify model/ --manifest model/manifest.json --trust trust.json --format junit > modelvet.xml")]
+  modelvet verify model/ --manifest model/manifest.json --trust trust.json --format junit > modelvet.xml
+  modelvet verify model/ --manifest model/manifest.json --trust trust.json \\
+      --receipt receipt.json --receipt-key ci.key   # then: modelvet receipt verify")]
 pub struct VerifyArgs {
     /// The model directory.
     dir: PathBuf,
@@ -56,6 +60,8 @@ pub struct VerifyArgs {
     /// Hashing threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    #[command(flatten)]
+    receipt: ReceiptArgs,
     /// Judge expiry at this time instead of now (RFC 3339 UTC), for audits and tests.
     #[arg(long, hide = true)]
     current_time: Option<Timestamp>,
@@ -68,6 +74,7 @@ pub fn run(args: VerifyArgs, color: Color) -> anyhow::Result<u8> {
         PathBuf::from(name)
     });
     let rollback = rollback_enforcement(args.unsafe_no_rollback_check, args.state)?;
+    let receipt = args.receipt.writer()?;
     let request = VerifyRequest {
         dir: args.dir,
         manifest: args.manifest,
@@ -89,7 +96,13 @@ pub fn run(args: VerifyArgs, color: Color) -> anyhow::Result<u8> {
     let verification = verify::verify(&request, &options, &progress)?;
     drop(progress);
     let policy = policy_options(args.strict);
-    let report = Report::from_verification(verification, &policy);
+    let report = Report::from_verification(verification.clone(), &policy);
+    if let Some(receipt) = receipt {
+        let origin = Origin::here(ReceiptCommand::Verify, options.now);
+        receipt.write_if_vouched(report.verdict, || {
+            Receipt::for_verification(origin, &verification, report.verdict)
+        })?;
+    }
     write_stdout(|out| args.format.render(&report, color, out))?;
     Ok(report.exit_code())
 }

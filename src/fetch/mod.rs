@@ -338,6 +338,7 @@ impl Context<'_> {
             path: file.path.as_str().to_owned(),
             format: Some(format),
             size: Some(file.size),
+            sha256: Some(file.sha256),
             findings,
         };
         if entry
@@ -373,6 +374,7 @@ impl Context<'_> {
             path: file.path.as_str().to_owned(),
             format: Some(format),
             size: Some(file.size),
+            sha256: Some(file.sha256),
             findings,
         })
     }
@@ -383,6 +385,7 @@ fn failed(file: &ManifestFile, code: Code, message: String) -> VerifiedFile {
         path: file.path.as_str().to_owned(),
         format: None,
         size: None,
+        sha256: None,
         findings: vec![Finding::new(code, message)],
     }
 }

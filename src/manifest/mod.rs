@@ -761,12 +761,11 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 #[cfg(test)]
 mod tests {
-    use serde::de::value::Error as ValueError;
-    use serde::de::Error as _;
     use serde_json::{json, Value};
 
     use super::*;
     use crate::digest::sha256_bytes;
+    use crate::testing::{fields_of, keys};
 
     const SCHEMA_FILE: &str = include_str!("../../manifests/schema/manifest.v1.json");
 
@@ -1232,53 +1231,6 @@ mod tests {
         assert!(!error.to_string().contains('\u{9b}'), "{error}");
         let error = with(|v| v["files"][0]["format"] = json!("x".repeat(100_000)));
         assert!(error.to_string().len() < 1000);
-    }
-
-    /// A deserializer that reports the field names a derived `Deserialize` accepts.
-    struct FieldNames;
-
-    impl<'de> Deserializer<'de> for FieldNames {
-        type Error = ValueError;
-
-        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, ValueError> {
-            Err(ValueError::custom("not a struct"))
-        }
-
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _: &'static str,
-            fields: &'static [&'static str],
-            _: V,
-        ) -> Result<V::Value, ValueError> {
-            Err(ValueError::custom(fields.join(",")))
-        }
-
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
-            identifier ignored_any
-        }
-    }
-
-    fn fields_of<'de, T: Deserialize<'de>>() -> Vec<String> {
-        let Err(error) = T::deserialize(FieldNames) else {
-            panic!("not a struct")
-        };
-        let mut names: Vec<String> = error.to_string().split(',').map(String::from).collect();
-        names.sort();
-        names
-    }
-
-    fn keys(object: &Value) -> Vec<String> {
-        assert_eq!(object["additionalProperties"], json!(false), "{object}");
-        let mut names: Vec<String> = object["properties"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .cloned()
-            .collect();
-        names.sort();
-        names
     }
 
     #[test]

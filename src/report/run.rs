@@ -19,7 +19,7 @@
 //!     "outputs": [{ "name": "image", "dtype": "F32", "shape": [1, 64, 64] }],
 //!     "log": [{ "level": "info", "message": "..." }], "log_dropped": 0
 //!   }],
-//!   "output": { "path": "mask.safetensors", "format": "safetensors", "tensors": [...] }
+//!   "output": { "path": "mask.safetensors", "format": "safetensors", "sha256": "...", "tensors": [...] }
 //! }
 //! ```
 //!
@@ -91,6 +91,8 @@ impl TensorSummary {
 pub struct OutputReport {
     pub path: String,
     pub format: &'static str,
+    /// The SHA-256 of the file as written.
+    pub sha256: Sha256,
     pub tensors: Vec<TensorSummary>,
 }
 

@@ -24,6 +24,8 @@ use super::keys::{create_temp_beside, with_suffix, SecretKey};
 pub const MANIFEST_PAYLOAD_TYPE: &str = "application/vnd.modelvet.manifest.v1+json";
 /// The payload type of a signed trust policy (for key rotation).
 pub const TRUST_PAYLOAD_TYPE: &str = "application/vnd.modelvet.trust.v1+json";
+/// The payload type of a signed provenance receipt (`modelvet.receipt/v1`).
+pub const RECEIPT_PAYLOAD_TYPE: &str = "application/vnd.modelvet.receipt.v1+json";
 
 /// Largest payload an envelope may carry (decoded).
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024 * 1024;

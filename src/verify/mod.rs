@@ -18,14 +18,14 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::digest::{self, HashJob, Progress};
+use crate::digest::{self, HashJob, Progress, Sha256};
 use crate::finding::{quote, Code, Finding, Severity};
 use crate::manifest::time::Timestamp;
 use crate::manifest::{DeclaredFormat, Manifest, ManifestFile};
 use crate::scan::source::FileSource;
 use crate::scan::{self, Format, ScanOptions};
 use crate::trust::dsse::{Envelope, MANIFEST_PAYLOAD_TYPE};
-use crate::trust::policy::{TrustError, TrustPolicy};
+use crate::trust::policy::{SignatureCheck, TrustError, TrustPolicy};
 use crate::trust::rollback::{RollbackCheck, RollbackError, RollbackStore};
 use tree::EntryKind;
 
@@ -86,6 +86,10 @@ pub struct Verification {
 /// The authenticated manifest, for the report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ManifestSummary {
+    /// The SHA-256 of the exact manifest bytes that were authenticated (for receipts; not part
+    /// of report schema version 1).
+    #[serde(skip)]
+    pub sha256: Sha256,
     pub path: String,
     pub name: String,
     pub version: u64,
@@ -102,6 +106,8 @@ pub struct VerifiedFile {
     /// Detected by the scanner, when the file was scanned.
     pub format: Option<Format>,
     pub size: Option<u64>,
+    /// The SHA-256 of the file, present only when it matched the manifest's.
+    pub sha256: Option<Sha256>,
     pub findings: Vec<Finding>,
 }
 
@@ -160,9 +166,7 @@ pub fn authenticate_paths(
         path: manifest.to_path_buf(),
         source,
     })?;
-    let envelope = fs::read(signature)
-        .map_err(|error| format!("cannot read it: {error}"))
-        .and_then(|bytes| Envelope::parse(&bytes).map_err(|error| error.to_string()));
+    let envelope = read_envelope(signature);
     let mut verification = Verification::default();
     let authenticated = authenticate(
         &trust,
@@ -174,6 +178,47 @@ pub fn authenticate_paths(
         &mut verification,
     )?;
     Ok((verification, authenticated))
+}
+
+/// Reads and parses a DSSE envelope; the error is the reason it cannot be used, for a finding
+/// (a missing or malformed signature is "checked and failed", not "could not check").
+pub fn read_envelope(path: &Path) -> Result<Envelope, String> {
+    fs::read(path)
+        .map_err(|error| format!("cannot read it: {error}"))
+        .and_then(|bytes| Envelope::parse(&bytes).map_err(|error| error.to_string()))
+}
+
+/// Step 1 for any signed document: the trust policy's signature threshold over its exact
+/// bytes and payload type. Findings go into `findings`; the check is returned only when the
+/// threshold was met.
+pub fn check_signatures(
+    trust: &TrustPolicy,
+    signed_bytes: &[u8],
+    envelope: Result<Envelope, String>,
+    payload_type: &str,
+    signature_label: &str,
+    now: Timestamp,
+    findings: &mut Vec<Finding>,
+) -> Option<SignatureCheck> {
+    let envelope = match envelope {
+        Ok(envelope) => envelope,
+        Err(reason) => {
+            findings.push(
+                Finding::new(
+                    Code::SignatureThresholdNotMet,
+                    format!(
+                        "no usable signature at `{}`: {reason}",
+                        quote(signature_label)
+                    ),
+                )
+                .with_hint("sign it with `modelvet sign FILE --key KEY`"),
+            );
+            return None;
+        }
+    };
+    let check = trust.check_envelope(&envelope, signed_bytes, payload_type, now);
+    findings.extend(check.findings.iter().cloned());
+    check.met().then_some(check)
 }
 
 /// Reads and parses the operator's trust policy.
@@ -224,33 +269,17 @@ pub fn authenticate(
     verification: &mut Verification,
 ) -> Result<Option<Authenticated>, VerifyError> {
     // 1. Signatures, over the exact bytes, before anything in them is believed.
-    let envelope = match envelope {
-        Ok(envelope) => envelope,
-        Err(reason) => {
-            verification.findings.push(
-                Finding::new(
-                    Code::SignatureThresholdNotMet,
-                    format!(
-                        "no usable signature at `{}`: {reason}",
-                        quote(signature_label)
-                    ),
-                )
-                .with_hint("sign the manifest with `modelvet sign MANIFEST --key KEY`"),
-            );
-            return Ok(None);
-        }
-    };
-    let check = trust.check_envelope(
-        &envelope,
+    let Some(check) = check_signatures(
+        trust,
         &manifest_bytes,
+        envelope,
         MANIFEST_PAYLOAD_TYPE,
+        signature_label,
         options.now,
-    );
-    let met = check.met();
-    verification.findings.extend(check.findings.iter().cloned());
-    if !met {
+        &mut verification.findings,
+    ) else {
         return Ok(None);
-    }
+    };
 
     // 2. The manifest, now authenticated.
     let manifest = match Manifest::parse(&manifest_bytes) {
@@ -264,6 +293,7 @@ pub fn authenticate(
         }
     };
     verification.manifest = Some(ManifestSummary {
+        sha256: digest::sha256_bytes(&manifest_bytes),
         path: manifest_label.to_owned(),
         name: manifest.name.clone(),
         version: manifest.version,
@@ -375,6 +405,7 @@ pub fn verify_files(
             path: path.to_owned(),
             format: None,
             size: None,
+            sha256: None,
             findings: Vec::new(),
         };
         match on_disk.get(path) {
@@ -460,6 +491,7 @@ pub fn verify_files(
                 }
             }
         }
+        entry.sha256 = Some(digest.sha256);
         // The bytes are the ones signed; now check what they are.
         let (format, findings) = scan_file(&job.path, file, &options.scan)?;
         entry.format = Some(format);
@@ -475,6 +507,7 @@ pub fn verify_files(
                     EntryKind::File { size } => Some(size),
                     _ => None,
                 },
+                sha256: None,
                 findings: vec![Finding::new(
                     Code::FileUnexpected,
                     "is in the directory but not in the manifest",

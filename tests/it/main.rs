@@ -16,6 +16,7 @@ mod fetch_local;
 mod formats;
 mod import;
 mod nginx;
+mod receipt;
 mod registry;
 mod robustness;
 mod sandbox;
