@@ -1,8 +1,9 @@
 //! Registry mode: every manifest of a repository of model manifests checked at once, as the CI
 //! job guarding a model registry runs it on each pull request.
 //!
-//! A manifest is a file named `manifest.json` or `NAME.manifest.json` anywhere under the root
-//! (`.git` skipped), with its DSSE envelope beside it (`manifest.json.sig`). Each is checked in
+//! A manifest is any JSON file under the root (`.git` skipped) that is named `manifest.json` or
+//! `NAME.manifest.json`, has a signature beside it (`NAME.json.sig`), or says
+//! `"schema": "modelvet.manifest/v1"`; its DSSE envelope is `FILE.sig`. Each is checked in
 //! the order `verify` uses — signature threshold, schema and path safety, expiry — and then
 //! against the registry's rules: it must not expire within the warning window, its version must
 //! not go back or be reused against the base branch's copy (`--baseline`), no file may be a
@@ -14,6 +15,7 @@
 //! `manifest`; it renders nothing and keeps no rollback state of its own (the base branch is
 //! the registry's memory).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -79,7 +81,7 @@ pub enum RegistryError {
     Verify(#[from] VerifyError),
     #[error(transparent)]
     Tree(#[from] tree::TreeError),
-    #[error("no manifest (`manifest.json` or `*.manifest.json`) under `{}`", root.display())]
+    #[error("no manifest (`manifest.json`, `*.manifest.json`, a signed or a `modelvet.manifest/v1` JSON file) under `{}`", root.display())]
     Empty { root: PathBuf },
 }
 
@@ -130,16 +132,30 @@ pub fn is_manifest_name(name: &str) -> bool {
     name == "manifest.json" || name.ends_with(".manifest.json")
 }
 
-/// Every manifest under `root`, relative and sorted by path bytes.
+/// Every manifest under `root`, relative and sorted by path bytes: by name, by a signature
+/// beside it, or by content (other JSON files, such as a model's `config.json`, are read only
+/// up to the manifest size limit and skipped unless they say they are a manifest).
 pub fn discover(root: &Path) -> Result<Vec<String>, RegistryError> {
-    let manifests: Vec<String> = tree::list(root, &[])?
-        .into_iter()
-        .filter(|entry| {
-            matches!(entry.kind, EntryKind::File { .. })
-                && is_manifest_name(entry.path.rsplit('/').next().unwrap_or_default())
-        })
-        .map(|entry| entry.path)
+    let entries = tree::list(root, &[])?;
+    let files: std::collections::HashSet<&str> = entries
+        .iter()
+        .filter(|entry| matches!(entry.kind, EntryKind::File { .. }))
+        .map(|entry| entry.path.as_str())
         .collect();
+    let mut manifests: Vec<String> = entries
+        .iter()
+        .filter(|entry| matches!(entry.kind, EntryKind::File { .. }))
+        .map(|entry| entry.path.as_str())
+        .filter(|path| {
+            let name = path.rsplit('/').next().unwrap_or_default();
+            is_manifest_name(name)
+                || (name.ends_with(".json")
+                    && (files.contains(format!("{path}.sig").as_str())
+                        || says_manifest(&root.join(path))))
+        })
+        .map(str::to_owned)
+        .collect();
+    manifests.sort();
     if manifests.is_empty() {
         return Err(RegistryError::Empty {
             root: root.to_owned(),
@@ -148,15 +164,48 @@ pub fn discover(root: &Path) -> Result<Vec<String>, RegistryError> {
     Ok(manifests)
 }
 
+/// Whether a JSON file's top-level `schema` is the manifest schema.
+fn says_manifest(path: &Path) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        schema: Option<String>,
+    }
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return false;
+    };
+    if metadata.len() > crate::manifest::MAX_MANIFEST_BYTES as u64 {
+        return false;
+    }
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Probe>(&bytes).ok())
+        .and_then(|probe| probe.schema)
+        .is_some_and(|schema| schema == crate::manifest::SCHEMA)
+}
+
 /// Checks the manifests of `request.shard`.
 pub fn verify_registry(request: &RegistryRequest) -> Result<RegistryOutcome, RegistryError> {
     let trust = verify::read_trust(&request.trust)?;
     let all = discover(&request.root)?;
     let total = all.len();
     let mine: Vec<String> = all
-        .into_iter()
+        .iter()
         .filter(|path| request.shard.contains(path))
+        .cloned()
         .collect();
+    // Other manifests (and the trust policy) may share a model's directory; they are not the
+    // model's files. Grouped by directory, for the manifests whose files are present.
+    let mut by_dir: HashMap<PathBuf, Vec<PathBuf>> = HashMap::new();
+    for path in all
+        .iter()
+        .map(|path| request.root.join(path))
+        .chain(std::iter::once(request.trust.clone()))
+    {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let files = by_dir.entry(dir).or_default();
+        files.push(signature_path(&path));
+        files.push(path);
+    }
     let jobs = match request.jobs {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -171,7 +220,7 @@ pub fn verify_registry(request: &RegistryRequest) -> Result<RegistryOutcome, Reg
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = mine.get(index) else { break };
-                let outcome = check_manifest(request, &trust, path);
+                let outcome = check_manifest(request, &trust, path, &by_dir);
                 if let Ok(mut results) = results.lock() {
                     results.push((index, outcome));
                 }
@@ -193,6 +242,7 @@ fn check_manifest(
     request: &RegistryRequest,
     trust: &TrustPolicy,
     relative: &str,
+    registry_files: &HashMap<PathBuf, Vec<PathBuf>>,
 ) -> Result<ManifestCheck, RegistryError> {
     let manifest_path = request.root.join(relative);
     let signature = signature_path(&manifest_path);
@@ -273,12 +323,18 @@ fn check_manifest(
         .any(|file| file.path.to_path_under(&dir).symlink_metadata().is_ok());
     if present {
         let verify_request = VerifyRequest {
-            dir,
+            dir: dir.clone(),
             manifest: manifest_path,
             signature,
             trust: request.trust.clone(),
         };
-        check.files = verify::verify_files(&verify_request, manifest, &options, &())?;
+        check.files = verify::verify_files_beside(
+            &verify_request,
+            manifest,
+            &options,
+            &(),
+            registry_files.get(&dir).map_or(&[], Vec::as_slice),
+        )?;
     }
     Ok(check)
 }

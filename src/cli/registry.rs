@@ -24,8 +24,9 @@ enum RegistryCommand {
 
 /// Check every manifest under ROOT: signatures, schema, expiry, versions, policy, files.
 ///
-/// Manifests are the files named `manifest.json` or `NAME.manifest.json` (`.git` skipped), each
-/// with its signature beside it (`manifest.json.sig`). Each is checked for the trust policy's
+/// Manifests are the JSON files named `manifest.json` or `NAME.manifest.json`, those with a
+/// signature beside them (`FILE.sig`), and any other that says `"schema":
+/// "modelvet.manifest/v1"` (`.git` skipped). Each is checked for the trust policy's
 /// signature threshold, schema and path safety, expiry (a warning when it expires within
 /// --expiry-warning-days), a version that neither goes back nor is reused against the base
 /// branch's copy (--baseline), and the registry's policy: no file named like a pickle without a

@@ -382,10 +382,21 @@ pub fn verify_files(
     options: &VerifyOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<VerifiedFile>, VerifyError> {
-    let entries = tree::list(
-        &request.dir,
-        &[request.manifest.clone(), request.signature.clone()],
-    )?;
+    verify_files_beside(request, manifest, options, progress, &[])
+}
+
+/// [`verify_files`] in a directory that also holds files known not to be the model's (other
+/// manifests of a registry, a trust policy): `also_exclude` are left out of the file set.
+pub fn verify_files_beside(
+    request: &VerifyRequest,
+    manifest: &Manifest,
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+    also_exclude: &[PathBuf],
+) -> Result<Vec<VerifiedFile>, VerifyError> {
+    let mut exclude = vec![request.manifest.clone(), request.signature.clone()];
+    exclude.extend_from_slice(also_exclude);
+    let entries = tree::list(&request.dir, &exclude)?;
     let on_disk: BTreeMap<&str, EntryKind> = entries
         .iter()
         .map(|entry| (entry.path.as_str(), entry.kind))

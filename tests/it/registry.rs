@@ -192,14 +192,17 @@ fn build() -> (
     }
     let nested = r.model(&r.root.join("team"), "nested", 1, later, &both);
     Registry::strip_artifacts(&nested);
-    let renamed = nested.with_file_name("ct.manifest.json");
-    fs::rename(&nested, &renamed).unwrap();
-    fs::rename(
-        nested.with_file_name("manifest.json.sig"),
-        nested.with_file_name("ct.manifest.json.sig"),
-    )
-    .unwrap();
-    expect(&renamed, "accept", vec![]);
+    expect(&rename(&nested, "ct.manifest.json"), "accept", vec![]);
+    // Any name: found by the signature beside it, or (unsigned) by its content.
+    let signed = r.model(&r.root, "any-name-signed", 1, later, &both);
+    expect(&rename(&signed, "release-7.json"), "accept", vec![]);
+    let draft = r.model(&r.root, "any-name-unsigned", 1, later, &[]);
+    Registry::strip_artifacts(&draft);
+    expect(
+        &rename(&draft, "draft.json"),
+        "reject",
+        vec!["signature-threshold-not-met"],
+    );
 
     // Time.
     let expired = r.model(&r.root, "expired", 1, "2026-06-01T00:00:00Z", &both);
@@ -300,6 +303,17 @@ fn build() -> (
     (r, expected)
 }
 
+/// Renames a manifest (and its signature, when there is one) within its directory.
+fn rename(manifest: &Path, name: &str) -> PathBuf {
+    let renamed = manifest.with_file_name(name);
+    fs::rename(manifest, &renamed).unwrap();
+    let signature = manifest.with_file_name("manifest.json.sig");
+    if signature.exists() {
+        fs::rename(signature, manifest.with_file_name(format!("{name}.sig"))).unwrap();
+    }
+    renamed
+}
+
 /// The entries of a report keyed by path: (verdict, codes sorted).
 fn entries(report: &Value) -> BTreeMap<String, (String, Vec<String>)> {
     report["files"]
@@ -358,7 +372,7 @@ fn every_manifest_gets_its_verdict_and_shards_partition_the_registry() {
         .unwrap()
         .iter()
         .map(|entry| entry["path"].as_str().unwrap())
-        .filter(|path| path.ends_with("manifest.json"))
+        .filter(|path| expected.contains_key(*path))
         .collect();
     let mut sorted = paths.clone();
     sorted.sort();
@@ -372,7 +386,7 @@ fn every_manifest_gets_its_verdict_and_shards_partition_the_registry() {
             let shard = format!("{index}/{count}");
             let (_, report) = registry.verify(&["--shard", &shard]);
             for path in entries(&report).into_keys() {
-                if path.ends_with("manifest.json") {
+                if expected.contains_key(&path) {
                     *seen.entry(path).or_default() += 1;
                 }
             }
@@ -505,7 +519,10 @@ fn the_github_action_installs_verifies_and_uploads() {
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
             .collect();
-        assert!(declared.contains(&name.as_str()), "undeclared input `{name}`");
+        assert!(
+            declared.contains(&name.as_str()),
+            "undeclared input `{name}`"
+        );
     }
     let workflow =
         fs::read_to_string(crate::support::root().join("docs/github-workflow.yml")).unwrap();
