@@ -11,6 +11,7 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["fetch"],
     &["run"],
     &["registry", "verify"],
+    &["receipt", "verify"],
     &["manifest", "create"],
     &["manifest", "import-hf"],
     &["manifest", "import-sha256sums"],
