@@ -31,7 +31,12 @@ pub fn engine(limits: &Limits) -> Result<Engine, String> {
         .max_wasm_stack(limits.stack_bytes)
         .parallel_compilation(true)
         // Traps carry no guest backtrace: frame names come from the untrusted name section.
+        // Without backtraces, neither the address map nor native unwind tables are used; not
+        // generating them shortens the compile that every run pays (start-up is measured in
+        // benches/plugin_vs_native.rs).
         .wasm_backtrace_max_frames(None)
+        .generate_address_map(false)
+        .native_unwind_info(false)
         // What Rust's wasm32 output uses (reference types, for its tables, are on by default).
         .wasm_simd(true)
         .wasm_bulk_memory(true)
