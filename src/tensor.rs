@@ -339,7 +339,9 @@ impl TensorFile {
         let summary = report
             .summary
             .ok_or_else(|| invalid("neither safetensors nor .npy".into()))?;
-        let data_start = 8 + summary.header_len;
+        // The scanner checked that the tensors tile the data region inside the file, so these
+        // cannot overflow; checked anyway, since the numbers come from the file.
+        let data_start = summary.header_len.saturating_add(8);
         let mut tensors = Vec::with_capacity(summary.layout.len());
         for layout in summary.layout {
             let dtype = DType::from_safetensors(&layout.dtype).ok_or_else(|| {
@@ -349,12 +351,21 @@ impl TensorFile {
                     layout.dtype
                 ))
             })?;
+            let (Some(offset), Some(len)) = (
+                data_start.checked_add(layout.start),
+                layout.end.checked_sub(layout.start),
+            ) else {
+                return Err(invalid(format!(
+                    "tensor `{}` has offsets outside the file",
+                    quote(&layout.name)
+                )));
+            };
             tensors.push(StoredTensor {
                 name: layout.name,
                 dtype,
                 shape: layout.shape,
-                offset: data_start + layout.start,
-                len: layout.end - layout.start,
+                offset,
+                len,
             });
         }
         Self::checked(path, TensorFormat::Safetensors, file, tensors)
