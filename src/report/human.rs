@@ -53,7 +53,13 @@ pub fn render(report: &Report, color: Color, out: &mut dyn Write) -> io::Result<
         }
     }
     let summary = &report.summary;
-    let files = if summary.files == 1 { "file" } else { "files" };
+    // A registry's entries are its manifests and the model files verified beside them.
+    let files = match (report.command, summary.files) {
+        ("registry", 1) => "entry",
+        ("registry", _) => "entries (manifests and the files beside them)",
+        (_, 1) => "file",
+        _ => "files",
+    };
     write!(
         out,
         "\n{} {files}: {} accepted, {} with warnings, {} rejected",
