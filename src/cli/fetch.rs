@@ -14,12 +14,12 @@ use modelvet::fetch::{self, FetchOptions, FetchRequest, NetworkPolicy};
 use modelvet::manifest::time::Timestamp;
 use modelvet::receipt::{Origin, Receipt, ReceiptCommand};
 use modelvet::report::{human::Color, Report};
-use modelvet::scan::ScanOptions;
-use modelvet::verify::{ExpirationEnforcement, VerifyOptions};
 
 use crate::cli::progress::ProgressBar;
 use crate::cli::receipt::ReceiptArgs;
-use crate::cli::{policy_options, rollback_enforcement, write_stdout, OutputFormat};
+use crate::cli::{
+    policy_options, rollback_enforcement, verify_options, write_stdout, OutputFormat,
+};
 
 /// Download a signed model: nothing unverified ever lands at a final path.
 ///
@@ -113,17 +113,7 @@ pub fn run(args: FetchArgs, color: Color) -> anyhow::Result<u8> {
         )?)
     };
     let options = FetchOptions {
-        verify: VerifyOptions {
-            now: args.current_time.unwrap_or_else(Timestamp::now),
-            expiration: if args.unsafe_allow_expired {
-                ExpirationEnforcement::UnsafeAllowExpired
-            } else {
-                ExpirationEnforcement::Enforce
-            },
-            rollback,
-            threads: 0,
-            scan: ScanOptions::default(),
-        },
+        verify: verify_options(args.current_time, args.unsafe_allow_expired, rollback, 0),
         transfer: TransferOptions {
             connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
             read_timeout: Duration::from_secs(args.read_timeout.max(1)),

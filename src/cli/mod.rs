@@ -185,6 +185,28 @@ pub fn policy_options(strict: bool) -> modelvet::policy::PolicyOptions {
     }
 }
 
+/// The authentication and verification options that `--current-time` and
+/// `--unsafe-allow-expired` ask for, with the given rollback protection and hashing threads.
+pub fn verify_options(
+    current_time: Option<modelvet::manifest::time::Timestamp>,
+    unsafe_allow_expired: bool,
+    rollback: modelvet::verify::RollbackEnforcement,
+    threads: usize,
+) -> modelvet::verify::VerifyOptions {
+    use modelvet::verify::ExpirationEnforcement;
+    modelvet::verify::VerifyOptions {
+        now: current_time.unwrap_or_else(modelvet::manifest::time::Timestamp::now),
+        expiration: if unsafe_allow_expired {
+            ExpirationEnforcement::UnsafeAllowExpired
+        } else {
+            ExpirationEnforcement::Enforce
+        },
+        rollback,
+        threads,
+        scan: modelvet::scan::ScanOptions::default(),
+    }
+}
+
 /// Rollback protection as `--state` and `--unsafe-no-rollback-check` ask for it.
 pub fn rollback_enforcement(
     unsafe_skip: bool,

@@ -17,13 +17,14 @@ use modelvet::receipt::{Origin, Receipt, ReceiptCommand};
 use modelvet::report::human::Color;
 use modelvet::report::run::RunReport;
 use modelvet::sandbox::{self, Plugin, MAX_MODULE_BYTES};
-use modelvet::scan::ScanOptions;
 use modelvet::tensor::{Tensor, TensorFile};
+use modelvet::verify;
 use modelvet::verify::artifact::VerifiedArtifact;
-use modelvet::verify::{self, ExpirationEnforcement, VerifyOptions};
 
 use crate::cli::receipt::ReceiptArgs;
-use crate::cli::{policy_options, rollback_enforcement, write_stdout, OutputFormat};
+use crate::cli::{
+    policy_options, rollback_enforcement, verify_options, write_stdout, OutputFormat,
+};
 
 /// Run processing plugins (WebAssembly) on tensors, with no access to anything else.
 ///
@@ -186,13 +187,12 @@ fn manifest_stages(
         .signature
         .clone()
         .unwrap_or_else(|| modelvet::trust::dsse::signature_path(manifest_path));
-    let options = VerifyOptions {
-        now: args.current_time.unwrap_or_else(Timestamp::now),
-        expiration: ExpirationEnforcement::Enforce,
-        rollback: rollback_enforcement(args.unsafe_no_rollback_check, args.state.clone())?,
-        threads: 1,
-        scan: ScanOptions::default(),
-    };
+    let options = verify_options(
+        args.current_time,
+        false,
+        rollback_enforcement(args.unsafe_no_rollback_check, args.state.clone())?,
+        1,
+    );
     let (verification, authenticated) =
         verify::authenticate_paths(trust, manifest_path, &signature, &options)?;
     *summary = verification.manifest;

@@ -7,12 +7,13 @@ use clap::Args;
 use modelvet::manifest::time::Timestamp;
 use modelvet::receipt::{Origin, Receipt, ReceiptCommand};
 use modelvet::report::{human::Color, Report};
-use modelvet::scan::ScanOptions;
-use modelvet::verify::{self, ExpirationEnforcement, VerifyOptions, VerifyRequest};
+use modelvet::verify::{self, VerifyRequest};
 
 use crate::cli::progress::ProgressBar;
 use crate::cli::receipt::ReceiptArgs;
-use crate::cli::{policy_options, rollback_enforcement, write_stdout, OutputFormat};
+use crate::cli::{
+    policy_options, rollback_enforcement, verify_options, write_stdout, OutputFormat,
+};
 
 /// Verify a model directory against its signed manifest.
 ///
@@ -68,11 +69,9 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs, color: Color) -> anyhow::Result<u8> {
-    let signature = args.signature.unwrap_or_else(|| {
-        let mut name = args.manifest.as_os_str().to_owned();
-        name.push(".sig");
-        PathBuf::from(name)
-    });
+    let signature = args
+        .signature
+        .unwrap_or_else(|| modelvet::trust::dsse::signature_path(&args.manifest));
     let rollback = rollback_enforcement(args.unsafe_no_rollback_check, args.state)?;
     let receipt = args.receipt.writer()?;
     let request = VerifyRequest {
@@ -81,17 +80,12 @@ pub fn run(args: VerifyArgs, color: Color) -> anyhow::Result<u8> {
         signature,
         trust: args.trust,
     };
-    let options = VerifyOptions {
-        now: args.current_time.unwrap_or_else(Timestamp::now),
-        expiration: if args.unsafe_allow_expired {
-            ExpirationEnforcement::UnsafeAllowExpired
-        } else {
-            ExpirationEnforcement::Enforce
-        },
+    let options = verify_options(
+        args.current_time,
+        args.unsafe_allow_expired,
         rollback,
-        threads: args.threads,
-        scan: ScanOptions::default(),
-    };
+        args.threads,
+    );
     let progress = ProgressBar::new("verifying");
     let verification = verify::verify(&request, &options, &progress)?;
     drop(progress);

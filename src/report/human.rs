@@ -17,20 +17,7 @@ pub enum Color {
 
 pub fn render(report: &Report, color: Color, out: &mut dyn Write) -> io::Result<()> {
     let paint = |code: &str, text: &str| paint(color, code, text);
-    if let Some(manifest) = &report.manifest {
-        writeln!(
-            out,
-            "manifest {} version {} (expires {}), signed by {} of {} required keys",
-            escape_terminal(&manifest.name),
-            manifest.version,
-            manifest.expires,
-            manifest.signers.len(),
-            manifest.threshold
-        )?;
-    }
-    for finding in &report.findings {
-        render_finding(finding, color, out)?;
-    }
+    render_header(report.manifest.as_ref(), &report.findings, color, out)?;
     for file in &report.files {
         let verdict = format!("{:<6}", file.verdict.as_str());
         let verdict = match file.verdict {
@@ -76,6 +63,31 @@ fn paint(color: Color, code: &str, text: &str) -> String {
         Color::Always => format!("\x1b[{code}m{text}\x1b[0m"),
         Color::Never => text.to_owned(),
     }
+}
+
+/// The authenticated manifest's line and the findings about the run as a whole, which open
+/// every report that has them (`verify`, `fetch`, `run`).
+pub(crate) fn render_header(
+    manifest: Option<&crate::verify::ManifestSummary>,
+    findings: &[Finding],
+    color: Color,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    if let Some(manifest) = manifest {
+        writeln!(
+            out,
+            "manifest {} version {} (expires {}), signed by {} of {} required keys",
+            escape_terminal(&manifest.name),
+            manifest.version,
+            manifest.expires,
+            manifest.signers.len(),
+            manifest.threshold
+        )?;
+    }
+    for finding in findings {
+        render_finding(finding, color, out)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn render_finding(

@@ -35,7 +35,7 @@ use serde::Serialize;
 use crate::digest::Sha256;
 use crate::finding::Finding;
 use crate::policy::{self, PolicyOptions, Verdict};
-use crate::report::human::{render_finding, Color};
+use crate::report::human::{render_finding, render_header, Color};
 use crate::report::{escape_terminal, Tool, SCHEMA_VERSION};
 use crate::sandbox::{Limits, LogLine, Pinning, Stats};
 use crate::tensor::{DType, Tensor};
@@ -140,20 +140,7 @@ impl RunReport {
     }
 
     pub fn render_human(&self, color: Color, out: &mut dyn Write) -> io::Result<()> {
-        if let Some(manifest) = &self.manifest {
-            writeln!(
-                out,
-                "manifest {} version {} (expires {}), signed by {} of {} required keys",
-                escape_terminal(&manifest.name),
-                manifest.version,
-                manifest.expires,
-                manifest.signers.len(),
-                manifest.threshold
-            )?;
-        }
-        for finding in &self.findings {
-            render_finding(finding, color, out)?;
-        }
+        render_header(self.manifest.as_ref(), &self.findings, color, out)?;
         for (index, stage) in self.stages.iter().enumerate() {
             let pinned = match &stage.pinned_by {
                 Pinning::Manifest { name, version } => {

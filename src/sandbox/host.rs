@@ -851,54 +851,37 @@ mod tests {
             ("out", &[2u64][..], 16..24)
         );
 
-        let code = |memory: &[u8], arguments| check_emit(memory, arguments).unwrap_err().code;
-        // More bytes claimed than dtype × shape.
-        assert_eq!(
-            code(&memory, [0, 3, DType::F32.code(), 8, 1, 16, 9]),
-            Code::PluginBadOutput
-        );
-        // Data past the end of memory.
-        assert_eq!(
-            code(&memory, [0, 3, DType::U8.code(), 8, 1, 255, 2]),
-            Code::PluginBadOutput
-        );
-        // Length overflowing the address space.
-        assert_eq!(
-            code(&memory, [0, 3, DType::U8.code(), 8, 1, u32::MAX, u32::MAX]),
-            Code::PluginBadOutput
-        );
-        // Unknown dtype, too many dimensions, name outside memory.
-        assert_eq!(
-            code(&memory, [0, 3, 99, 8, 1, 16, 8]),
-            Code::PluginBadOutput
-        );
-        assert_eq!(
-            code(&memory, [0, 3, DType::U8.code(), 8, 9, 16, 8]),
-            Code::PluginBadOutput
-        );
-        assert_eq!(
-            code(&memory, [250, 10, DType::U8.code(), 8, 1, 16, 2]),
-            Code::PluginBadOutput
-        );
+        let refused = |memory: &[u8], arguments: [u32; 7]| {
+            assert_eq!(
+                check_emit(memory, arguments).unwrap_err().code,
+                Code::PluginBadOutput,
+                "{arguments:?}"
+            );
+        };
+        let (f32, u8) = (DType::F32.code(), DType::U8.code());
+        for arguments in [
+            // More bytes claimed than dtype × shape.
+            [0, 3, f32, 8, 1, 16, 9],
+            // Data past the end of memory; a length overflowing the address space.
+            [0, 3, u8, 8, 1, 255, 2],
+            [0, 3, u8, 8, 1, u32::MAX, u32::MAX],
+            // Unknown dtype, too many dimensions, name outside memory.
+            [0, 3, 99, 8, 1, 16, 8],
+            [0, 3, u8, 8, 9, 16, 8],
+            [250, 10, u8, 8, 1, 16, 2],
+        ] {
+            refused(&memory, arguments);
+        }
         // Invalid UTF-8 and control characters in the name.
-        memory[..3].copy_from_slice(b"o\xffx");
-        assert_eq!(
-            code(&memory, [0, 3, DType::F32.code(), 8, 1, 16, 8]),
-            Code::PluginBadOutput
-        );
-        memory[..3].copy_from_slice(b"o\x1bx");
-        assert_eq!(
-            code(&memory, [0, 3, DType::F32.code(), 8, 1, 16, 8]),
-            Code::PluginBadOutput
-        );
+        for name in [b"o\xffx", b"o\x1bx"] {
+            memory[..3].copy_from_slice(name);
+            refused(&memory, [0, 3, f32, 8, 1, 16, 8]);
+        }
         // A shape whose product overflows.
         memory[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
         memory[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
         memory[..3].copy_from_slice(b"out");
-        assert_eq!(
-            code(&memory, [0, 3, DType::F32.code(), 8, 2, 32, 8]),
-            Code::PluginBadOutput
-        );
+        refused(&memory, [0, 3, f32, 8, 2, 32, 8]);
     }
 
     #[test]

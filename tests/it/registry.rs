@@ -146,7 +146,8 @@ impl Registry {
         }
     }
 
-    fn verify(&self, extra: &[&str]) -> (i32, Value) {
+    /// `registry verify` of this registry against its baseline, at `NOW`.
+    fn args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec![
             "registry",
             "verify",
@@ -159,7 +160,11 @@ impl Registry {
             NOW,
         ];
         args.extend_from_slice(extra);
-        modelvet_json(&args, &[])
+        args
+    }
+
+    fn verify(&self, extra: &[&str]) -> (i32, Value) {
+        modelvet_json(&self.args(extra), &[])
     }
 }
 
@@ -419,17 +424,7 @@ fn a_clean_registry_passes_and_reports_as_sarif_and_junit() {
     crate::formats::assert_valid_report(&report);
 
     for format in ["sarif", "junit"] {
-        let (code, stdout, stderr) = modelvet(&[
-            "registry",
-            "verify",
-            text(&registry.root),
-            "--trust",
-            text(&registry.trust),
-            "--current-time",
-            NOW,
-            "--format",
-            format,
-        ]);
+        let (code, stdout, stderr) = modelvet(&registry.args(&["--format", format]));
         assert_eq!(code, 0, "{stderr}");
         assert!(!stdout.is_empty());
     }
@@ -438,19 +433,7 @@ fn a_clean_registry_passes_and_reports_as_sarif_and_junit() {
 #[test]
 fn the_registry_sarif_is_valid() {
     let (registry, _) = build();
-    let (code, stdout, stderr) = modelvet(&[
-        "registry",
-        "verify",
-        text(&registry.root),
-        "--trust",
-        text(&registry.trust),
-        "--baseline",
-        text(&registry.baseline),
-        "--current-time",
-        NOW,
-        "--format",
-        "sarif",
-    ]);
+    let (code, stdout, stderr) = modelvet(&registry.args(&["--format", "sarif"]));
     assert_eq!(code, 1, "{stderr}");
     let sarif: Value = serde_json::from_str(&stdout).unwrap();
     crate::formats::assert_valid_sarif(&sarif);
