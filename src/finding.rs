@@ -85,6 +85,9 @@ codes! {
     PickleLimitExceeded = "pickle-limit-exceeded", Error;
     /// A pickle carries another pickle as a bytes or string argument.
     PickleNested = "pickle-nested", Error;
+    /// Bytes sniffed as another format are also a pickle stream that a loader reading them
+    /// would execute up to an import or call.
+    PickleEmbedded = "pickle-embedded", Critical;
     /// A NumPy array's dtype holds Python objects, which are stored as a pickle.
     NumpyObjectDtype = "numpy-object-dtype", Critical;
     /// A NumPy `.npy` header or payload is malformed.
@@ -128,14 +131,24 @@ codes! {
     /// A chat template reaches Python internals (`__globals__`, `__subclasses__`...), the
     /// server-side template injection that runs code in loaders rendering it unsandboxed.
     ChatTemplateInjection = "chat-template-injection", Critical;
+    /// A chat template cannot be parsed as Jinja, so what it does cannot be checked.
+    ChatTemplateInvalid = "chat-template-invalid", Error;
     /// An ONNX model cannot be parsed as a ModelProto.
     OnnxInvalid = "onnx-invalid", Error;
     /// An ONNX tensor refers to external data outside the model's directory.
     OnnxExternalDataUnsafe = "onnx-external-data-unsafe", Error;
+    /// An ONNX node runs Python or other custom code (`PyOp`, `PyCustomOp`, script attributes).
+    OnnxCustomCode = "onnx-custom-code", Critical;
+    /// A TensorFlow graph holds an op that runs Python or touches the file system.
+    TensorflowUnsafeOp = "tensorflow-unsafe-op", Critical;
+    /// A TensorFlow SavedModel or GraphDef cannot be parsed.
+    TensorflowMalformed = "tensorflow-malformed", Error;
     /// A Keras model holds a Lambda layer or serialised Python code.
     KerasUnsafeLayer = "keras-unsafe-layer", Critical;
     /// A Keras model archive or config is malformed.
     KerasMalformed = "keras-malformed", Error;
+    /// A file named like a model format is empty, so no loader can read a model from it.
+    ModelFileEmpty = "model-file-empty", Error;
 
     // Signatures and trust.
     /// Fewer distinct trusted keys signed than the trust policy's threshold.
