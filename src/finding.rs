@@ -75,6 +75,8 @@ codes! {
     PickleFormat = "pickle-format", Error;
     /// A pickle imports a global outside the tensor-only allowlist.
     PickleDangerousGlobal = "pickle-dangerous-global", Critical;
+    /// A pickle imports a global on the tensor-only allowlist (what rebuilding tensors needs).
+    PickleGlobal = "pickle-global", Info;
     /// A pickle uses an extension-registry code (EXT1/2/4), which resolves to an unknown global.
     PickleExtensionCode = "pickle-extension-code", Critical;
     /// A pickle stream is truncated, has an invalid opcode or an inconsistent stack.

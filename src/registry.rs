@@ -34,11 +34,6 @@ use crate::verify::{
     self, ExpirationEnforcement, RollbackEnforcement, VerifyError, VerifyOptions, VerifyRequest,
 };
 
-/// File-name extensions that mean a pickle (or a container of one) to the loaders that read them.
-const PICKLE_EXTENSIONS: [&str; 9] = [
-    "pt", "pth", "pkl", "pickle", "ckpt", "bin", "joblib", "npz", "ts",
-];
-
 /// What to check, and how.
 #[derive(Debug, Clone)]
 pub struct RegistryRequest {
@@ -400,7 +395,7 @@ fn policy_findings(manifest: &Manifest) -> Vec<Finding> {
                     | DeclaredFormat::Wasm
             )
         );
-        if PICKLE_EXTENSIONS.contains(&extension.as_str()) && !safe_declared {
+        if crate::scan::PICKLE_EXTENSIONS.contains(&extension.as_str()) && !safe_declared {
             findings.push(
                 Finding::new(
                     Code::PolicyPickleDeclared,

@@ -13,10 +13,12 @@ pub mod keras;
 pub mod numpy;
 pub mod onnx;
 pub mod pickle;
+mod readings;
 pub mod safetensors;
 pub mod source;
 pub mod tar;
 pub mod template;
+mod text;
 mod walk;
 pub mod zip;
 
@@ -28,6 +30,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::finding::{quote, Code, Finding, Severity};
+use readings::Taken;
 use source::{ReadAt, Slice};
 
 pub use walk::{scan_paths, ScanError};
@@ -215,13 +218,40 @@ struct Inspector<'a> {
 }
 
 impl Inspector<'_> {
+    /// The file's format by its content, with the findings of that reading, and then every
+    /// other reading a loader may take of the same bytes: a sniffed format is never final.
     fn inspect(&mut self, source: &dyn ReadAt, name: &str, depth: u32) -> io::Result<Scanned> {
         let size = source.size();
         if size == 0 {
-            return Ok(Scanned::new(Format::Empty, Vec::new()));
+            let findings = model_extension(name)
+                .map(|ext| {
+                    Finding::new(
+                        Code::ModelFileEmpty,
+                        format!("file is empty, but its name ends in `.{ext}`: no loader can read a model from it"),
+                    )
+                })
+                .into_iter()
+                .collect();
+            return Ok(Scanned::new(Format::Empty, findings));
         }
         let head = source.read_vec(0, size.min(HEAD_LEN))?;
+        let mut taken = Taken::default();
+        let mut scanned = self.primary(source, name, &head, depth, &mut taken)?;
+        self.other_readings(source, depth, &taken, &mut scanned)?;
+        Ok(scanned)
+    }
 
+    /// The first reading: what the content says the file is. `taken` records which of the
+    /// readings that every file gets (zip, tar, pickle) this one already covered.
+    fn primary(
+        &mut self,
+        source: &dyn ReadAt,
+        name: &str,
+        head: &[u8],
+        depth: u32,
+        taken: &mut Taken,
+    ) -> io::Result<Scanned> {
+        let size = source.size();
         if head.starts_with(gguf::MAGIC) {
             return self.gguf(source);
         }
@@ -236,15 +266,15 @@ impl Inspector<'_> {
             // bytes); a WebAssembly module loads no code into the host by itself.
             return Ok(Scanned::new(Format::Wasm, Vec::new()));
         }
-        if safetensors::looks_like_safetensors(&head, size) {
-            return self.safetensors(source, &head, depth);
+        if safetensors::looks_like_safetensors(head, size) {
+            return self.safetensors(source);
         }
-        if let Some(kind) = compressed::sniff(&head) {
+        if let Some(kind) = compressed::sniff(head) {
             if let Some(scanned) = self.decompress(source, kind, depth)? {
                 return Ok(scanned);
             }
         }
-        if let Some(container) = compressed::sniff_unsupported(&head) {
+        if let Some(container) = compressed::sniff_unsupported(head) {
             let finding = Finding::new(
                 Code::ContainerUnsupported,
                 format!("file is a `{container}` container, which modelvet cannot open to check"),
@@ -252,16 +282,19 @@ impl Inspector<'_> {
             .with_hint("unpack it and scan the files inside");
             return Ok(Scanned::new(Format::Unsupported, vec![finding]));
         }
+        taken.zip = true;
         if zip::looks_like_zip(source) {
             return self.zip(source, depth);
         }
+        taken.tar = true;
         if tar::looks_like_tar(source) {
             return self.tar(source, depth);
         }
+        taken.pickle = true;
         if let Some(scanned) = self.pickle(source)? {
             return Ok(scanned);
         }
-        if onnx::looks_like_onnx(&head) || has_extension(name, &["onnx"]) {
+        if onnx::looks_like_onnx(head) || has_extension(name, &["onnx"]) {
             if size > self.limits.max_onnx_bytes {
                 return Ok(limit_exceeded(
                     Format::Onnx,
@@ -279,7 +312,7 @@ impl Inspector<'_> {
         // Content matched nothing; a name that claims a safe format is held to that claim, so
         // a broken `.safetensors` is refused rather than waved through as unknown bytes.
         if has_extension(name, &["safetensors"]) {
-            return self.safetensors(source, &head, depth);
+            return self.safetensors(source);
         }
         if has_extension(name, &["gguf"]) {
             return self.gguf(source);
@@ -287,7 +320,7 @@ impl Inspector<'_> {
         if has_extension(name, &["npy"]) {
             return self.npy(source);
         }
-        self.text_or_unknown(source, &head)
+        self.text_or_unknown(source, head)
     }
 
     /// GGUF metadata sits at the front but its size is only known by parsing it, so the window
@@ -338,31 +371,10 @@ impl Inspector<'_> {
         Ok(Scanned::new(Format::Npy, findings))
     }
 
-    fn safetensors(&mut self, source: &dyn ReadAt, head: &[u8], depth: u32) -> io::Result<Scanned> {
-        let mut findings = safetensors::check(source)?.findings;
-        // A loader that sniffs content (torch.load, np.load, zipfile) must not see another
-        // format in the same bytes.
-        let analysis = pickle::analyse(head, &self.pickle_limits());
-        if analysis.is_pickle {
-            findings.push(Finding::new(
-                Code::PolyglotFile,
-                "file is both safetensors and a pickle that runs when loaded by torch.load",
-            ));
-            findings.extend(analysis.findings);
-        }
-        if zip::looks_like_zip(source) {
-            findings.push(Finding::new(
-                Code::PolyglotFile,
-                "file is both safetensors and a zip archive (torch.load and np.load open it as one)",
-            ));
-            findings.extend(self.zip(source, depth)?.findings);
-        }
-        if tar::looks_like_tar(source) {
-            findings.push(Finding::new(
-                Code::PolyglotFile,
-                "file is both safetensors and a tar archive (legacy torch.load opens it as one)",
-            ));
-        }
+    fn safetensors(&mut self, source: &dyn ReadAt) -> io::Result<Scanned> {
+        // Whether a content-sniffing loader (torch.load, np.load, zipfile) sees another format
+        // in the same bytes is asked of every file, in `other_readings`.
+        let findings = safetensors::check(source)?.findings;
         Ok(Scanned::new(Format::Safetensors, findings))
     }
 
@@ -553,9 +565,11 @@ impl Inspector<'_> {
         Ok(Scanned::new(format, findings))
     }
 
-    /// Analyses the bytes as a pickle, reading more than the first window only when the
-    /// stream runs past it. `None` when the bytes are not a pickle.
-    fn pickle(&mut self, source: &dyn ReadAt) -> io::Result<Option<Scanned>> {
+    /// The bytes read as a pickle from their first byte, as `pickle.load` and `torch.load`
+    /// read them: more than the first window is read only when the stream runs past it.
+    /// `None` when no loader would take them for a pickle; printable text whose only pickle
+    /// reading imports modules that cannot exist is text.
+    fn pickle_reading(&mut self, source: &dyn ReadAt) -> io::Result<Option<PickleReading>> {
         let size = source.size();
         let limits = self.pickle_limits();
         let mut window = size.min(64 << 10);
@@ -567,45 +581,40 @@ impl Inspector<'_> {
                 window = size.min(self.limits.max_pickle_bytes);
                 continue;
             }
-            if !analysis.is_pickle {
+            if !analysis.is_pickle || (analysis.weak_evidence && text::is_printable(source)?) {
                 return Ok(None);
             }
-            let mut findings = analysis.findings;
-            if ran_out {
-                findings.push(Finding::new(
-                    Code::PickleLimitExceeded,
-                    format!(
-                        "pickle stream runs past the {} bytes read for analysis",
-                        self.limits.max_pickle_bytes
-                    ),
-                ));
-            }
-            let joblib = analysis
-                .globals
-                .iter()
-                .any(|imported| imported.global.module.starts_with("joblib."));
-            let protocol = analysis
-                .protocol
-                .map_or_else(|| "0 or 1".to_owned(), |p| p.to_string());
-            let streams = match analysis.streams {
-                0 | 1 => String::new(),
-                n => format!(" ({n} streams)"),
-            };
-            findings.insert(
-                0,
-                Finding::new(
-                    Code::PickleFormat,
-                    format!("Python pickle, protocol {protocol}{streams}: loading it can run arbitrary code"),
-                )
-                .with_hint(CONVERT_HINT),
-            );
-            let format = if joblib {
-                Format::Joblib
-            } else {
-                Format::Pickle
-            };
-            return Ok(Some(Scanned::new(format, findings)));
+            return Ok(Some(PickleReading { analysis, ran_out }));
         }
+    }
+
+    /// The pickle reading as the file's primary format.
+    fn pickle(&mut self, source: &dyn ReadAt) -> io::Result<Option<Scanned>> {
+        let Some(PickleReading { analysis, ran_out }) = self.pickle_reading(source)? else {
+            return Ok(None);
+        };
+        let mut findings = Vec::new();
+        findings.push(pickle_format_finding(&analysis));
+        findings.extend(analysis.findings);
+        if ran_out {
+            findings.push(Finding::new(
+                Code::PickleLimitExceeded,
+                format!(
+                    "pickle stream runs past the {} bytes read for analysis",
+                    self.limits.max_pickle_bytes
+                ),
+            ));
+        }
+        let joblib = analysis
+            .globals
+            .iter()
+            .any(|imported| imported.global.module.starts_with("joblib."));
+        let format = if joblib {
+            Format::Joblib
+        } else {
+            Format::Pickle
+        };
+        Ok(Some(Scanned::new(format, findings)))
     }
 
     fn text_or_unknown(&mut self, source: &dyn ReadAt, head: &[u8]) -> io::Result<Scanned> {
@@ -619,11 +628,13 @@ impl Inspector<'_> {
                 )],
             )
         };
-        // Cheap rejection first: binary data fails UTF-8 within its first bytes.
-        if !utf8_prefix(head, head.len() as u64 == size) || size > self.limits.max_text_bytes {
+        // Cheap rejection first: binary data fails within its first bytes.
+        if !text::printable_prefix(head, head.len() as u64 == size)
+            || size > self.limits.max_text_bytes
+        {
             return Ok(unknown());
         }
-        if !is_utf8_text(source)? {
+        if !text::is_printable(source)? {
             return Ok(unknown());
         }
         // Streamed, so that a large tokenizer.json costs no more memory than a small one.
@@ -676,44 +687,73 @@ impl Inspector<'_> {
 const CONVERT_HINT: &str =
     "convert the weights to safetensors (e.g. `safetensors.torch.save_file`) in a sandbox and scan again";
 
+/// A pickle reading of some bytes, and whether it ran past the bytes read for analysis.
+struct PickleReading {
+    analysis: pickle::PickleAnalysis,
+    ran_out: bool,
+}
+
+/// `pickle-format`: what the pickle holds, so that a convertible checkpoint (tensor and array
+/// data only) reads differently from an attack, while both are refused.
+fn pickle_format_finding(analysis: &pickle::PickleAnalysis) -> Finding {
+    let protocol = analysis
+        .protocol
+        .map_or_else(|| "0 or 1".to_owned(), |p| p.to_string());
+    let streams = match analysis.streams {
+        0 | 1 => String::new(),
+        n => format!(" ({n} streams)"),
+    };
+    let code_findings = analysis.findings.iter().any(|finding| {
+        matches!(
+            finding.code,
+            Code::PickleDangerousGlobal | Code::PickleExtensionCode
+        )
+    });
+    let holds = if code_findings {
+        "that imports code: loading it runs that code"
+    } else if analysis.globals.is_empty() {
+        "holding plain data only; loading it can still run code, as every pickle can"
+    } else {
+        "holding tensor and array data only (every import is on the tensor-only allowlist); \
+         loading it can still run code, as every pickle can"
+    };
+    Finding::new(
+        Code::PickleFormat,
+        format!("Python pickle, protocol {protocol}{streams}, {holds}"),
+    )
+    .with_hint(CONVERT_HINT)
+}
+
 fn limit_exceeded(format: Format, message: String) -> Scanned {
     Scanned::new(format, vec![Finding::new(Code::ScanLimitExceeded, message)])
 }
 
-/// Whether the whole source is UTF-8 without NUL, checked a window at a time.
-fn is_utf8_text(source: &dyn ReadAt) -> io::Result<bool> {
-    const WINDOW: u64 = 1 << 20;
-    let size = source.size();
-    let mut carry: Vec<u8> = Vec::new();
-    let mut offset = 0u64;
-    while offset < size {
-        let len = WINDOW.min(size - offset);
-        let mut chunk = std::mem::take(&mut carry);
-        chunk.extend(source.read_vec(offset, len)?);
-        offset += len;
-        match std::str::from_utf8(&chunk) {
-            Ok(text) if text.contains('\0') => return Ok(false),
-            Ok(_) => {}
-            // A character cut by the window boundary continues in the next window.
-            Err(error) if error.error_len().is_none() && offset < size => {
-                let (valid, rest) = chunk.split_at(error.valid_up_to());
-                if valid.contains(&0) {
-                    return Ok(false);
-                }
-                carry = rest.to_vec();
-            }
-            Err(_) => return Ok(false),
-        }
-    }
-    Ok(carry.is_empty())
-}
+/// File-name extensions that mean a pickle (or a container of one) to the loaders that read
+/// them. The one list every command uses.
+pub const PICKLE_EXTENSIONS: &[&str] = &[
+    "pt", "pth", "pkl", "pickle", "ckpt", "bin", "joblib", "npz", "ts",
+];
 
-/// True if `head` is UTF-8, allowing a character cut at its end when more bytes follow.
-fn utf8_prefix(head: &[u8], whole: bool) -> bool {
-    match std::str::from_utf8(head) {
-        Ok(text) => !text.contains('\0'),
-        Err(error) => !whole && error.error_len().is_none(),
-    }
+/// Extensions of the other model formats: an empty file named so is a broken model.
+const MODEL_EXTENSIONS: &[&str] = &[
+    "safetensors",
+    "gguf",
+    "onnx",
+    "npy",
+    "h5",
+    "hdf5",
+    "keras",
+    "pb",
+    "tflite",
+    "msgpack",
+    "mar",
+];
+
+/// The model-format extension of `name`, if it has one.
+fn model_extension(name: &str) -> Option<String> {
+    let ext = Path::new(name).extension()?.to_str()?.to_ascii_lowercase();
+    (PICKLE_EXTENSIONS.contains(&ext.as_str()) || MODEL_EXTENSIONS.contains(&ext.as_str()))
+        .then_some(ext)
 }
 
 fn has_extension(name: &str, extensions: &[&str]) -> bool {
@@ -771,24 +811,6 @@ fn extension_mismatch(name: &str, format: Format) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utf8_text_is_recognised_across_window_boundaries() {
-        let mut text = "a".repeat((1 << 20) - 1).into_bytes();
-        text.extend("é and more text\n".as_bytes());
-        assert!(is_utf8_text(&text).unwrap());
-        let scanned = scan_source(&text, "notes.txt", &ScanOptions::default()).unwrap();
-        assert_eq!(scanned.format, Format::Text);
-        let mut cut = text.clone();
-        cut.truncate(1 << 20);
-        assert!(
-            !is_utf8_text(&cut).unwrap(),
-            "a file ending inside a character is not text"
-        );
-        let mut nul = text;
-        nul.push(0);
-        assert!(!is_utf8_text(&nul).unwrap());
-    }
 
     #[test]
     fn large_json_is_parsed_as_a_stream() {

@@ -109,7 +109,12 @@ pub fn check_header(header: &[u8], file_len: u64) -> SafetensorsReport {
             findings,
         };
     };
-    if !text.starts_with('{') {
+    // The reference reader (serde_json in the safetensors crate) skips JSON whitespace
+    // before the object; anything else first is refused.
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
         findings.push(invalid(
             "header does not start with `{` (loaders that sniff content disagree on it)".into(),
         ));
@@ -455,7 +460,9 @@ mod tests {
 
     #[test]
     fn refuses_bad_headers() {
-        assert_eq!(codes(&file(r#" {}"#, 0)), [Code::SafetensorsInvalid]);
+        // JSON whitespace first is what the safetensors crate accepts; a form feed is not.
+        assert!(codes(&file(" \n\t\r{}", 0)).is_empty());
+        assert!(codes(&file("\x0c{}", 0)).contains(&Code::SafetensorsInvalid));
         assert_eq!(codes(&file(r#"{"a":"#, 0)), [Code::SafetensorsInvalid]);
         assert_eq!(codes(&file("[]", 0)), [Code::SafetensorsInvalid; 2]);
         assert_eq!(

@@ -16,6 +16,7 @@ mod fetch_local;
 mod formats;
 mod import;
 mod nginx;
+mod pickle_oracle;
 mod receipt;
 mod registry;
 mod robustness;

@@ -139,7 +139,11 @@ pub const TENSOR_ONLY: &[Allowed] = &[
     allow("numpy._core.multiarray._reconstruct", "creates an empty ndarray that BUILD then fills (NumPy 2)"),
     allow("numpy.core.multiarray.scalar", "rebuilds a NumPy scalar from a dtype and bytes (NumPy 1)"),
     allow("numpy._core.multiarray.scalar", "rebuilds a NumPy scalar from a dtype and bytes (NumPy 2)"),
+    allow("numpy.core.numeric._frombuffer", "rebuilds an array from a protocol-5 buffer (NumPy 1)"),
+    allow("numpy._core.numeric._frombuffer", "rebuilds an array from a protocol-5 buffer (NumPy 2)"),
     allow("numpy.ndarray", "the array type, argument of `_reconstruct`"),
+    // joblib writes each array's raw bytes right after a wrapper naming its dtype and shape.
+    allow("joblib.numpy_pickle.NumpyArrayWrapper", "joblib's marker for an array whose raw bytes follow inline"),
     allow("numpy.dtype", "an array dtype such as `f4`"),
 ];
 
@@ -172,7 +176,7 @@ mod tests {
         Global {
             module: module.to_owned(),
             name: name.to_owned(),
-            written_module: None,
+            spelled: None,
         }
     }
 

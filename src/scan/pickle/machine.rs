@@ -9,13 +9,15 @@
 //! decide what is dangerous (that is the allowlist) nor build public findings beyond [`Note`].
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Instant;
 
 use memchr::memchr;
 
 use super::allowlist::classify_qualified;
+use super::recover::recover;
+use super::{args, compat};
 use super::{End, Global, ImportedGlobal, PickleLimits, Via, MAX_NESTING_CAP};
 use crate::finding::{quote, Code, Finding};
 
@@ -23,13 +25,13 @@ use crate::finding::{quote, Code, Finding};
 const HIGHEST_PROTOCOL: u8 = 5;
 /// Strings longer than this are kept as opaque values: no module or attribute name is this
 /// long, and STACK_GLOBAL on an opaque value is recorded as the unknown global `?.?`.
-const MAX_TRACKED_STR: usize = 1024;
+const MAX_TRACKED_STR: usize = 64 << 10;
+/// Text kept for possible names over one stream; past it, strings are known only as strings.
+const MAX_TRACKED_TOTAL: usize = 16 << 20;
 /// Names longer than this are shortened when recorded (they are never allowlisted anyway).
 const MAX_NAME_BYTES: usize = 1024;
 /// The shortest constant worth analysing as a nested pickle (`c` + `a\n` + `b\n`).
 const MIN_NESTED: usize = 5;
-/// The longest line the recovery scan accepts as a module or attribute name.
-const MAX_RECOVERY_LINE: usize = 256;
 /// Frame violations reported per stream before the rest are only counted by the first.
 const MAX_FRAME_NOTES: usize = 8;
 
@@ -56,7 +58,7 @@ impl Budget {
         self.charge_n(1)
     }
 
-    fn charge_n(&mut self, units: u64) -> bool {
+    pub(super) fn charge_n(&mut self, units: u64) -> bool {
         if self.tripped.is_some() {
             return false;
         }
@@ -127,11 +129,15 @@ pub(super) struct Inner {
     pub(super) consumed: u64,
     pub(super) end: End,
     pub(super) notes: Vec<Note>,
+    /// Some recognised stream is shaped like a pickle (see [`StreamOut::structural`]).
+    pub(super) structural: bool,
+    /// The strongest import evidence of the recognised streams.
+    pub(super) code: Option<Strength>,
     seen: HashSet<String>,
 }
 
 impl Inner {
-    fn empty() -> Self {
+    pub(super) fn empty() -> Self {
         Inner {
             is_pickle: false,
             streams: 0,
@@ -141,6 +147,8 @@ impl Inner {
             consumed: 0,
             end: End::Truncated { offset: 0 },
             notes: Vec::new(),
+            structural: false,
+            code: None,
             seen: HashSet::new(),
         }
     }
@@ -148,6 +156,8 @@ impl Inner {
     /// Takes a recognised stream in; false if its globals exceed the limit.
     fn absorb(&mut self, out: StreamOut, len: usize, max_globals: usize) -> bool {
         self.is_pickle = true;
+        self.structural |= out.structural();
+        self.code = self.code.max(out.code);
         self.streams = self.streams.saturating_add(1);
         self.protocol = self.protocol.max(out.protocol);
         self.calls = self.calls.saturating_add(out.calls);
@@ -161,8 +171,8 @@ impl Inner {
 
     /// Adds a global unless one of that name is already known; false if that exceeds the
     /// globals limit (a limit note has then been added).
-    fn add_global(&mut self, imported: ImportedGlobal, max: usize) -> bool {
-        let qualified = imported.global.qualified();
+    pub(super) fn add_global(&mut self, imported: ImportedGlobal, max: usize) -> bool {
+        let qualified = imported.global.written();
         if self.seen.contains(&qualified) {
             return true;
         }
@@ -177,6 +187,11 @@ impl Inner {
         self.seen.insert(qualified);
         self.globals.push(imported);
         true
+    }
+
+    /// Only imports that printable text produces by accident (see [`Strength`]).
+    pub(super) fn weak_evidence(&self) -> bool {
+        !self.structural && self.code.is_none_or(|strength| strength == Strength::Weak)
     }
 
     fn has_limit_or_extension(&self) -> bool {
@@ -201,7 +216,13 @@ pub(super) fn analyse_bytes(
     let max_streams = limits.max_streams.max(1);
     let mut pos = 0usize;
     loop {
-        let out = Stream::new(bytes, pos, limits, budget, depth).run();
+        let mut out = Stream::new(bytes, pos, limits, budget, depth, Dialect::Linear).run();
+        if out.saw_frame {
+            for dialect in [Dialect::CFile, Dialect::Python] {
+                let other = Stream::new(bytes, pos, limits, budget, depth, dialect).run();
+                out.merge(other);
+            }
+        }
         let recognised = if inner.streams == 0 {
             out.is_pickle()
         } else {
@@ -256,6 +277,23 @@ pub(super) fn analyse_bytes(
     inner
 }
 
+/// Which of CPython's readers the emulation follows. They agree except around FRAME, where
+/// each reads differently, so a stream with frames is read in all three and their imports
+/// are merged: whichever reader reaches an import, the file is code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialect {
+    /// The C unpickler on bytes (`pickle.loads`) or on a file with `peek()`: a frame only
+    /// checks that its bytes exist; reads run on linearly.
+    Linear,
+    /// The C unpickler on a file without `peek()` (`io.BytesIO`, how `torch.load` reads
+    /// `data.pkl`): a frame is buffered, and a read or line that runs past the buffer takes
+    /// fresh bytes from where the buffer ends, skipping the rest of the frame.
+    CFile,
+    /// `pickle._Unpickler`: reads stay within the current frame or fail; a frame may be cut
+    /// short by the end of the input.
+    Python,
+}
+
 /// How one stream stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -276,7 +314,9 @@ struct StreamOut {
     invalid_opcode: Option<usize>,
     end_pos: usize,
     starts_with_proto: bool,
-    named_global: bool,
+    saw_frame: bool,
+    /// How surely the stream's imports reach code, if it imports anything.
+    code: Option<Strength>,
     protocol: Option<u8>,
     globals: Vec<ImportedGlobal>,
     calls: u64,
@@ -284,14 +324,46 @@ struct StreamOut {
 }
 
 impl StreamOut {
-    /// The `is_pickle` rules, applied to one stream.
+    /// Takes in another dialect's imports: what any reader imports counts.
+    fn merge(&mut self, other: StreamOut) {
+        self.code = self.code.max(other.code);
+        let known: HashSet<String> = self.globals.iter().map(|g| g.global.written()).collect();
+        let mut added = false;
+        for imported in other.globals {
+            if !known.contains(&imported.global.written()) {
+                self.globals.push(imported);
+                added = true;
+            }
+        }
+        if added {
+            self.notes.push(Note::new(
+                Code::PickleFrameViolation,
+                self.start as u64,
+                "CPython's readers take this stream's frames differently, and one of them imports \
+                 more than the others"
+                    .to_owned(),
+            ));
+        }
+        self.notes.extend(other.notes.into_iter().filter(|note| {
+            note.code == Code::PickleExtensionCode
+                && note
+                    .global
+                    .as_ref()
+                    .is_some_and(|global| !known.contains(global))
+        }));
+    }
+
+    /// The `is_pickle` rules, applied to one stream: it reaches an import or the extension
+    /// registry (CPython would run code), or it is shaped like a pickle.
     fn is_pickle(&self) -> bool {
+        self.code.is_some() || self.structural()
+    }
+
+    /// Shaped like a pickle whatever it imports: a valid leading PROTO, a STOP, or a stream
+    /// long enough to reach an analysis limit.
+    fn structural(&self) -> bool {
         (self.starts_with_proto && self.broken_after_proto().is_none())
-            || self.named_global
-            || matches!(
-                self.stop,
-                Stop::Complete { single: true } | Stop::Limit { .. }
-            )
+            || matches!(self.stop, Stop::Complete { .. } | Stop::Limit { .. })
     }
 
     /// Where the stream broke if it did so right after its leading PROTO.
@@ -326,11 +398,18 @@ impl StreamOut {
     }
 }
 
-/// A stack or memo value: all the emulator needs to know about a Python object.
+/// A stack or memo value: all the emulator needs to know about a Python object, which is
+/// whether STACK_GLOBAL would accept it (CPython requires an exact `str`) and what it says.
 #[derive(Debug, Clone)]
 enum Value {
+    /// A `str` whose text is known.
     Str(Rc<str>),
-    Other,
+    /// A `str` too long (or over the tracking budget) to keep: known to be text, content not.
+    LongStr(usize),
+    /// Certainly not a `str` (numbers, bytes, containers, None, booleans).
+    NotStr,
+    /// Anything a call, an import or a persistent id produced: it could be a `str`.
+    Unknown,
 }
 
 /// Where a nested pickle's offsets land in the outer bytes.
@@ -367,8 +446,18 @@ struct Stream<'a, 'c> {
     frame_notes: usize,
     invalid_opcode: Option<usize>,
     starts_with_proto: bool,
-    named_global: bool,
+    dialect: Dialect,
+    /// CFile: where the bytes the reader has buffered end (the file stands there).
+    buf_end: usize,
+    /// Python: where the current frame ends.
+    frame: Option<usize>,
+    saw_frame: bool,
+    /// The strongest import so far.
+    imported: Option<Strength>,
     protocol: Option<u8>,
+    /// The last PROTO's argument: the compatibility tables apply below 3.
+    current_protocol: u8,
+    tracked_bytes: usize,
     globals: Vec<ImportedGlobal>,
     seen: HashSet<String>,
     calls: u64,
@@ -382,6 +471,7 @@ impl<'a, 'c> Stream<'a, 'c> {
         limits: &'c PickleLimits,
         budget: &'c mut Budget,
         depth: u32,
+        dialect: Dialect,
     ) -> Self {
         Stream {
             data,
@@ -397,8 +487,14 @@ impl<'a, 'c> Stream<'a, 'c> {
             frame_notes: 0,
             invalid_opcode: None,
             starts_with_proto: false,
-            named_global: false,
+            dialect,
+            buf_end: start,
+            frame: None,
+            saw_frame: false,
+            imported: None,
             protocol: None,
+            current_protocol: 0,
+            tracked_bytes: 0,
             globals: Vec::new(),
             seen: HashSet::new(),
             calls: 0,
@@ -417,6 +513,7 @@ impl<'a, 'c> Stream<'a, 'c> {
                 Ok(Some(stop)) | Err(stop) => break stop,
             }
         };
+        let code = self.imported;
         let end_pos = match stop {
             Stop::Complete { .. } => self.pos,
             Stop::Truncated => self.data.len(),
@@ -428,7 +525,8 @@ impl<'a, 'c> Stream<'a, 'c> {
             invalid_opcode: self.invalid_opcode,
             end_pos,
             starts_with_proto: self.starts_with_proto,
-            named_global: self.named_global,
+            saw_frame: self.saw_frame,
+            code,
             protocol: self.protocol,
             globals: self.globals,
             calls: self.calls,
@@ -438,10 +536,10 @@ impl<'a, 'c> Stream<'a, 'c> {
 
     /// Executes the opcode at `at`; `Some` when the stream is complete.
     fn step(&mut self, at: usize) -> Step<Option<Stop>> {
-        let Some(&op) = self.data.get(self.pos) else {
-            return Err(self.truncated(at, "an opcode"));
+        let op = match self.take(at, "an opcode", 1)? {
+            [op] => *op,
+            _ => return Err(self.truncated(at, "an opcode")),
         };
-        self.pos = self.pos.saturating_add(1);
         let name = opcode_name(op);
         match op {
             b'(' => {
@@ -470,27 +568,28 @@ impl<'a, 'c> Stream<'a, 'c> {
             }
             b'F' => {
                 let line = self.line(at, name)?;
-                if !is_float_literal(line) {
+                if !args::float_line(line) {
                     return Err(self.malformed(
                         at,
                         format!("`FLOAT` argument `{}` is not a float", show(line)),
                     ));
                 }
-                self.push(at, Value::Other)?;
+                self.push(at, Value::NotStr)?;
             }
             b'I' | b'L' => {
                 let line = self.line(at, name)?;
-                let digits = match line.strip_suffix(b"L") {
-                    Some(digits) if op == b'L' => digits,
-                    _ => line,
+                let valid = if op == b'L' {
+                    args::long_line(line)
+                } else {
+                    args::int_line(line)
                 };
-                if !is_int_literal(digits) {
+                if !valid {
                     return Err(self.malformed(
                         at,
                         format!("`{name}` argument `{}` is not an integer", show(line)),
                     ));
                 }
-                self.push(at, Value::Other)?;
+                self.push(at, Value::NotStr)?;
             }
             b'J' | b'K' | b'M' | b'G' => {
                 let size = match op {
@@ -500,7 +599,7 @@ impl<'a, 'c> Stream<'a, 'c> {
                     _ => 8,
                 };
                 self.take(at, name, size)?;
-                self.push(at, Value::Other)?;
+                self.push(at, Value::NotStr)?;
             }
             0x8a | 0x8b => {
                 let size = if op == 0x8a {
@@ -509,32 +608,34 @@ impl<'a, 'c> Stream<'a, 'c> {
                     self.signed_len(at, name)?
                 };
                 self.take_len(at, name, size)?;
-                self.push(at, Value::Other)?;
+                self.push(at, Value::NotStr)?;
             }
-            b'N' | 0x88 | 0x89 | b'}' | b']' | b')' | 0x8f | 0x97 => {
-                self.push(at, Value::Other)?;
+            b'N' | 0x88 | 0x89 | b'}' | b']' | b')' | 0x8f => {
+                self.push(at, Value::NotStr)?;
             }
+            // Out-of-band buffers exist only when the loader passed `buffers=`.
+            0x97 => self.push(at, Value::Unknown)?,
             b'P' => {
                 let line = self.line(at, name)?;
                 if !line.is_ascii() {
                     return Err(self.malformed(at, "`PERSID` argument is not ASCII".to_owned()));
                 }
-                self.push(at, Value::Other)?;
+                self.push(at, Value::Unknown)?;
             }
             b'Q' => {
                 self.pop(at, name)?;
-                self.push(at, Value::Other)?;
+                self.push(at, Value::Unknown)?;
             }
             b'R' | 0x81 => {
                 self.pop(at, name)?;
                 self.pop(at, name)?;
-                self.call(at, Value::Other)?;
+                self.call(at, Value::Unknown)?;
             }
             0x92 => {
                 self.pop(at, name)?;
                 self.pop(at, name)?;
                 self.pop(at, name)?;
-                self.call(at, Value::Other)?;
+                self.call(at, Value::Unknown)?;
             }
             b'b' => {
                 self.pop(at, name)?;
@@ -551,18 +652,19 @@ impl<'a, 'c> Stream<'a, 'c> {
                 let content_at = self.pos;
                 let content = self.take_len(at, name, size)?;
                 self.nested(at, name, content, Rebase::Linear(content_at as u64))?;
-                let value = tracked(String::from_utf8_lossy(content));
+                let value = self.tracked(latin1(content));
                 self.push(at, value)?;
             }
             b'V' => {
                 let line = self.line(at, name)?;
-                let Some(text) = decode_raw_unicode_escape(line) else {
+                let Some(text) = args::decode_raw_unicode_escape(line) else {
                     return Err(
                         self.malformed(at, "`UNICODE` argument has a bad \\u escape".to_owned())
                     );
                 };
                 self.nested_text(at, name, &text, None)?;
-                self.push(at, tracked(Cow::Owned(text)))?;
+                let value = self.tracked(Cow::Owned(text));
+                self.push(at, value)?;
             }
             b'X' | 0x8c | 0x8d => {
                 let size = match op {
@@ -572,11 +674,12 @@ impl<'a, 'c> Stream<'a, 'c> {
                 };
                 let content_at = self.pos;
                 let content = self.take_len(at, name, size)?;
-                let Some(text) = decode_utf8_surrogatepass(content) else {
+                let Some(text) = args::decode_utf8_surrogatepass(content) else {
                     return Err(self.malformed(at, format!("`{name}` argument is not UTF-8")));
                 };
                 self.nested_text(at, name, &text, Some(content_at))?;
-                self.push(at, tracked(text))?;
+                let value = self.tracked(text);
+                self.push(at, value)?;
             }
             b'B' | b'C' | 0x8e | 0x96 => {
                 let size = match op {
@@ -587,7 +690,7 @@ impl<'a, 'c> Stream<'a, 'c> {
                 let content_at = self.pos;
                 let content = self.take_len(at, name, size)?;
                 self.nested(at, name, content, Rebase::Linear(content_at as u64))?;
-                self.push(at, Value::Other)?;
+                self.push(at, Value::NotStr)?;
             }
             b'a' => {
                 self.pop(at, name)?;
@@ -610,26 +713,35 @@ impl<'a, 'c> Stream<'a, 'c> {
                 if op == b'd' && count % 2 != 0 {
                     return Err(self.malformed(at, "odd number of items for `DICT`".to_owned()));
                 }
-                self.push(at, Value::Other)?;
+                self.push(at, Value::NotStr)?;
             }
             0x85..=0x87 => {
                 for _ in 0..(op - 0x84) {
                     self.pop(at, name)?;
                 }
-                self.push(at, Value::Other)?;
+                self.push(at, Value::NotStr)?;
             }
             b'c' | b'i' => self.load_global(at, op)?,
             0x93 => {
                 let attribute = self.pop(at, name)?;
                 let module = self.pop(at, name)?;
-                // Operands that are not known strings may still be strings at run time (a call
-                // result), so they are recorded as unknown rather than treated as an error.
+                // CPython requires two exact `str`s. Operands that may be strings at run time
+                // (a call result) are recorded as unknown rather than treated as an error.
+                if matches!(module, Value::NotStr) || matches!(attribute, Value::NotStr) {
+                    return Err(self.malformed(at, "`STACK_GLOBAL` requires str".to_owned()));
+                }
                 let known = |value: Value| match value {
-                    Value::Str(text) => text.to_string(),
-                    Value::Other => "?".to_owned(),
+                    Value::Str(text) => (text.to_string(), true),
+                    Value::LongStr(length) => (format!("<{length}-byte name>"), true),
+                    _ => ("?".to_owned(), false),
                 };
-                self.record(at, name, make_global(known(module), known(attribute)))?;
-                self.push(at, Value::Other)?;
+                let ((module, module_known), (attribute, _)) = (known(module), known(attribute));
+                let (global, mut strength) = make_global(module, attribute, self.current_protocol);
+                if !module_known {
+                    strength = Strength::Strong;
+                }
+                self.record(at, name, (global, strength))?;
+                self.push(at, Value::Unknown)?;
             }
             0x82..=0x84 => {
                 let code = match op {
@@ -643,10 +755,10 @@ impl<'a, 'c> Stream<'a, 'c> {
                 let global = Global {
                     module: "copyreg".to_owned(),
                     name: format!("extension:{code}"),
-                    written_module: None,
+                    spelled: None,
                 };
                 let qualified = global.qualified();
-                if self.record(at, name, global)? {
+                if self.record(at, name, (global, Strength::Strong))? {
                     let mut note = Note::new(
                         Code::PickleExtensionCode,
                         at as u64,
@@ -655,13 +767,20 @@ impl<'a, 'c> Stream<'a, 'c> {
                     note.global = Some(qualified);
                     self.notes.push(note);
                 }
-                self.push(at, Value::Other)?;
+                self.push(at, Value::Unknown)?;
             }
             b'g' | b'h' | b'j' => {
                 let key = match op {
                     b'g' => {
                         let line = self.line(at, name)?;
-                        self.memo_key(at, name, line)?
+                        match self.memo_key(at, name, line)? {
+                            args::Key::Index(key) => key,
+                            args::Key::Negative => {
+                                return Err(
+                                    self.malformed(at, "`GET` of a negative memo key".to_owned())
+                                )
+                            }
+                        }
                     }
                     b'h' => self.uint(at, name, 1)?,
                     _ => self.uint(at, name, 4)?,
@@ -678,7 +797,12 @@ impl<'a, 'c> Stream<'a, 'c> {
                 let key = match op {
                     b'p' => {
                         let line = self.line(at, name)?;
-                        self.memo_key(at, name, line)?
+                        match self.memo_key(at, name, line)? {
+                            args::Key::Index(key) => key,
+                            args::Key::Negative => {
+                                return Err(self.malformed(at, "negative `PUT` argument".to_owned()))
+                            }
+                        }
                     }
                     b'q' => self.uint(at, name, 1)?,
                     b'r' => self.uint(at, name, 4)?,
@@ -697,7 +821,7 @@ impl<'a, 'c> Stream<'a, 'c> {
                 if self.pop_mark(at, name)? == 0 {
                     return Err(self.malformed(at, "`OBJ` without a class".to_owned()));
                 }
-                self.call(at, Value::Other)?;
+                self.call(at, Value::Unknown)?;
             }
             0x80 => {
                 let protocol = self.uint(at, name, 1)?;
@@ -713,6 +837,7 @@ impl<'a, 'c> Stream<'a, 'c> {
                     self.starts_with_proto = true;
                 }
                 self.protocol = self.protocol.max(Some(protocol));
+                self.current_protocol = protocol;
             }
             0x95 => self.load_frame(at)?,
             0x98 => {
@@ -726,33 +851,63 @@ impl<'a, 'c> Stream<'a, 'c> {
         Ok(None)
     }
 
-    /// GLOBAL (`c`) and INST (`i`): two newline-terminated names, UTF-8 for GLOBAL and ASCII
-    /// for INST, as in CPython's `load_global` and `load_inst`.
+    /// GLOBAL (`c`) and INST (`i`): two names, UTF-8 for GLOBAL and ASCII for INST, as in
+    /// CPython's `load_global` and `load_inst`. The C unpickler needs two non-empty,
+    /// newline-terminated lines; the pure-Python one takes empty lines and, at the end of the
+    /// input, a last line without its newline (minus its last byte, which `[:-1]` cuts), and
+    /// imports before INST looks for its MARK. The union is modelled.
     fn load_global(&mut self, at: usize, op: u8) -> Step<()> {
         let name = opcode_name(op);
-        let module = self.name_line(at, op)?;
-        let attribute = self.name_line(at, op)?;
-        self.record(at, name, make_global(module, attribute))?;
+        let (module, mut at_end) = self.name_line(at, op)?;
+        let attribute = if at_end {
+            String::new()
+        } else {
+            let (attribute, end) = self.name_line(at, op)?;
+            at_end = end;
+            attribute
+        };
+        let global = make_global(module, attribute, self.current_protocol);
+        self.record(at, name, global)?;
+        if at_end {
+            return Err(self.truncated(at, name));
+        }
         if op == b'i' {
             self.pop_mark(at, name)?;
-            self.call(at, Value::Other)?;
+            self.call(at, Value::Unknown)?;
         } else {
-            self.push(at, Value::Other)?;
+            self.push(at, Value::Unknown)?;
         }
         Ok(())
     }
 
-    fn name_line(&mut self, at: usize, op: u8) -> Step<String> {
+    /// One name line, and whether the input ended before its newline.
+    fn name_line(&mut self, at: usize, op: u8) -> Step<(String, bool)> {
         let name = opcode_name(op);
-        let line = self.line(at, name)?;
-        if line.is_empty() {
-            return Err(self.malformed(at, format!("`{name}` has an empty name line")));
-        }
+        let data = self.data;
+        let (line, at_end) = match self.find_line(at, name)? {
+            Some((from, length)) => {
+                self.pos = from.saturating_add(length).saturating_add(1);
+                self.buf_end = self.buf_end.max(self.pos);
+                (
+                    data.get(from..from.saturating_add(length))
+                        .unwrap_or_default(),
+                    false,
+                )
+            }
+            // The C unpickler needs the newline; Python's `readline()` returns what is left.
+            None if self.dialect == Dialect::CFile => return Err(self.truncated(at, name)),
+            None => {
+                let rest = data.get(self.pos..).unwrap_or_default();
+                self.pos = data.len();
+                let cut = rest.len().saturating_sub(1);
+                (rest.get(..cut).unwrap_or_default(), true)
+            }
+        };
         if op == b'i' && !line.is_ascii() {
             return Err(self.malformed(at, "`INST` name is not ASCII".to_owned()));
         }
         match std::str::from_utf8(line) {
-            Ok(text) => Ok(text.to_owned()),
+            Ok(text) => Ok((text.to_owned(), at_end)),
             Err(_) => Err(self.malformed(at, format!("`{name}` name is not UTF-8"))),
         }
     }
@@ -766,11 +921,12 @@ impl<'a, 'c> Stream<'a, 'c> {
                 return Err(self.malformed(at, "the `STRING` argument must be quoted".to_owned()));
             }
         };
-        let Some(content) = decode_bytes_escape(quoted) else {
+        let Some(content) = args::decode_bytes_escape(quoted) else {
             return Err(self.malformed(at, "`STRING` argument has a bad escape".to_owned()));
         };
         self.nested(at, "STRING", &content, Rebase::Fixed(at as u64))?;
-        self.push(at, tracked(String::from_utf8_lossy(&content)))
+        let value = self.tracked(latin1(&content));
+        self.push(at, value)
     }
 
     /// FRAME: CPython's C unpickler only checks that the frame's bytes exist and then reads on
@@ -778,6 +934,29 @@ impl<'a, 'c> Stream<'a, 'c> {
     /// pickle that the two read differently is reported.
     fn load_frame(&mut self, at: usize) -> Step<()> {
         let length = self.uint(at, "FRAME", 8)?;
+        self.saw_frame = true;
+        match self.dialect {
+            Dialect::Linear => {}
+            Dialect::CFile => {
+                // The frame's bytes are read (fresh from the file if they are not all
+                // buffered) and then re-read from the buffer.
+                let size = usize::try_from(length).unwrap_or(usize::MAX);
+                self.take_len(at, "FRAME", length)?;
+                self.pos = self.pos.saturating_sub(size);
+                return Ok(());
+            }
+            Dialect::Python => {
+                if self.frame.is_some_and(|end| end != self.pos) {
+                    return Err(self.malformed(
+                        at,
+                        "beginning of a new frame before end of current frame".to_owned(),
+                    ));
+                }
+                let size = usize::try_from(length).unwrap_or(usize::MAX);
+                self.frame = Some(self.pos.saturating_add(size).min(self.data.len()));
+                return Ok(());
+            }
+        }
         if let Some(end) = self.frame_end {
             if at < end {
                 self.frame_note(
@@ -796,6 +975,9 @@ impl<'a, 'c> Stream<'a, 'c> {
     }
 
     fn check_frame(&mut self, at: usize) {
+        if self.dialect != Dialect::Linear {
+            return;
+        }
         if let Some(end) = self.frame_end {
             if at < end && self.pos > end {
                 let name = self.data.get(at).map_or("?", |op| opcode_name(*op));
@@ -819,10 +1001,13 @@ impl<'a, 'c> Stream<'a, 'c> {
     }
 
     /// Records an imported global (once per name in this stream); true if it is new.
-    fn record(&mut self, at: usize, opcode: &'static str, global: Global) -> Step<bool> {
-        if is_dotted_identifier(&global.module) && is_dotted_identifier(&global.name) {
-            self.named_global = true;
-        }
+    fn record(
+        &mut self,
+        at: usize,
+        opcode: &'static str,
+        (global, strength): (Global, Strength),
+    ) -> Step<bool> {
+        self.imported = Some(self.imported.map_or(strength, |s| s.max(strength)));
         self.record_as(at as u64, opcode, global, Via::Stream)
     }
 
@@ -834,7 +1019,8 @@ impl<'a, 'c> Stream<'a, 'c> {
         via: Via,
     ) -> Step<bool> {
         let qualified = global.qualified();
-        if self.seen.contains(&qualified) {
+        let spelled = global.written();
+        if self.seen.contains(&spelled) {
             return Ok(false);
         }
         if self.seen.len() >= self.limits.max_globals {
@@ -845,7 +1031,7 @@ impl<'a, 'c> Stream<'a, 'c> {
             ));
         }
         let class = classify_qualified(&qualified);
-        self.seen.insert(qualified);
+        self.seen.insert(spelled);
         self.globals.push(ImportedGlobal {
             global,
             class,
@@ -880,6 +1066,7 @@ impl<'a, 'c> Stream<'a, 'c> {
         let inner = analyse_bytes(content, self.limits, self.budget, depth);
         let tripped = self.budget.is_tripped();
         let counts = inner.is_pickle
+            && !inner.weak_evidence()
             && (!inner.globals.is_empty()
                 || inner.has_limit_or_extension()
                 || tripped
@@ -936,6 +1123,17 @@ impl<'a, 'c> Stream<'a, 'c> {
             Some(bytes) => self.nested(at, op, &bytes, Rebase::Fixed(at as u64)),
             None => self.nested(at, op, text.as_bytes(), Rebase::Fixed(at as u64)),
         }
+    }
+
+    /// A string value, kept whole while it could be a name and the budget lasts.
+    fn tracked(&mut self, text: Cow<'_, str>) -> Value {
+        let length = text.len();
+        if length > MAX_TRACKED_STR || self.tracked_bytes.saturating_add(length) > MAX_TRACKED_TOTAL
+        {
+            return Value::LongStr(length);
+        }
+        self.tracked_bytes = self.tracked_bytes.saturating_add(length);
+        Value::Str(Rc::from(text.as_ref()))
     }
 
     // ----- stack
@@ -995,12 +1193,42 @@ impl<'a, 'c> Stream<'a, 'c> {
 
     // ----- reading
 
+    /// Reads `size` bytes the way the dialect's reader delivers them.
     fn take(&mut self, at: usize, op: &str, size: usize) -> Step<&'a [u8]> {
+        let from = match self.dialect {
+            Dialect::Linear => self.pos,
+            Dialect::CFile => {
+                if self
+                    .pos
+                    .checked_add(size)
+                    .is_some_and(|end| end <= self.buf_end)
+                {
+                    self.pos
+                } else {
+                    // Past the buffered frame: fresh bytes from where the buffer ends.
+                    self.buf_end
+                }
+            }
+            Dialect::Python => match self.frame {
+                Some(end) if self.pos == end && size != 0 => {
+                    self.frame = None;
+                    self.pos
+                }
+                Some(end) if self.pos.checked_add(size).is_none_or(|stop| stop > end) => {
+                    return Err(self.malformed(
+                        at,
+                        format!("`{op}` runs past the end of its frame (pickle exhausted before end of frame)"),
+                    ));
+                }
+                _ => self.pos,
+            },
+        };
         let data = self.data;
-        let end = self.pos.checked_add(size);
-        match end.and_then(|end| data.get(self.pos..end)) {
-            Some(bytes) => {
-                self.pos = self.pos.saturating_add(size);
+        let end = from.checked_add(size);
+        match end.and_then(|end| data.get(from..end).map(|bytes| (end, bytes))) {
+            Some((end, bytes)) => {
+                self.pos = end;
+                self.buf_end = self.buf_end.max(end);
                 Ok(bytes)
             }
             None => Err(self.truncated(at, op)),
@@ -1042,20 +1270,61 @@ impl<'a, 'c> Stream<'a, 'c> {
 
     /// A `\n`-terminated argument, without its newline.
     fn line(&mut self, at: usize, op: &str) -> Step<&'a [u8]> {
-        let data = self.data;
-        let rest = data.get(self.pos..).unwrap_or_default();
-        match memchr(b'\n', rest) {
-            Some(length) => {
-                let line = rest.get(..length).unwrap_or_default();
-                self.pos = self.pos.saturating_add(length).saturating_add(1);
+        match self.find_line(at, op)? {
+            Some((from, length)) => {
+                let line = self
+                    .data
+                    .get(from..from.saturating_add(length))
+                    .unwrap_or_default();
+                self.pos = from.saturating_add(length).saturating_add(1);
+                self.buf_end = self.buf_end.max(self.pos);
                 Ok(line)
             }
             None => Err(self.truncated(at, op)),
         }
     }
 
-    fn memo_key(&mut self, at: usize, op: &str, line: &[u8]) -> Step<u64> {
-        match parse_decimal(line) {
+    /// Where the next line starts and how long it is (without its newline), as the dialect's
+    /// reader finds it; `None` when the input ends first.
+    fn find_line(&mut self, at: usize, op: &str) -> Step<Option<(usize, usize)>> {
+        let data = self.data;
+        let search = |from: usize| {
+            memchr(b'\n', data.get(from..).unwrap_or_default()).map(|length| (from, length))
+        };
+        Ok(match self.dialect {
+            Dialect::Linear => search(self.pos),
+            Dialect::CFile => {
+                let buffered = data.get(self.pos..self.buf_end).unwrap_or_default();
+                match memchr(b'\n', buffered) {
+                    Some(length) => Some((self.pos, length)),
+                    // `readline()` on the file, which stands where the buffer ends.
+                    None => search(self.buf_end),
+                }
+            }
+            Dialect::Python => match self.frame {
+                Some(end) if self.pos == end => {
+                    self.frame = None;
+                    search(self.pos)
+                }
+                Some(end) => {
+                    let framed = data.get(self.pos..end).unwrap_or_default();
+                    match memchr(b'\n', framed) {
+                        Some(length) => Some((self.pos, length)),
+                        None => {
+                            return Err(self.malformed(
+                                at,
+                                format!("`{op}` line runs past the end of its frame"),
+                            ))
+                        }
+                    }
+                }
+                None => search(self.pos),
+            },
+        })
+    }
+
+    fn memo_key(&mut self, at: usize, op: &str, line: &[u8]) -> Step<args::Key> {
+        match args::memo_key(line) {
             Some(key) => Ok(key),
             None => Err(self.malformed(
                 at,
@@ -1093,210 +1362,56 @@ impl<'a, 'c> Stream<'a, 'c> {
     }
 }
 
-/// One bounded, linear pass past a malformed point for the imports a tolerant loader could
-/// still reach: GLOBAL/INST with two identifier lines, and STACK_GLOBAL right after two short
-/// string pushes (each optionally memoised). Work beyond one step per byte is charged to the
-/// budget, so hostile filler ends in a limit finding rather than a long scan.
-fn recover(
-    bytes: &[u8],
-    from: usize,
-    limits: &PickleLimits,
-    budget: &mut Budget,
-    inner: &mut Inner,
-) {
-    let mut module_lines = Runs::new(bytes);
-    let mut name_lines = Runs::new(bytes);
-    // A `c` or `i` inside the module line of a global just recovered usually yields only a
-    // suffix of it (`builtins` -> `ltins`), so such candidates are skipped, unless a string
-    // push ends right there (`X` `intercept_` then `cos\nsystem\n`), where a real opcode may
-    // begin. Candidates in the name line are always tried, so a decoy global (reported
-    // itself) cannot hide the one that follows it.
-    let mut module_line_end = from;
-    let mut boundaries = BTreeSet::new();
-    let mut at = from;
-    while let Some(&op) = bytes.get(at) {
-        let mut work = 0usize;
-        while boundaries.first().is_some_and(|end| *end < at) {
-            boundaries.pop_first();
-        }
-        if let Some(end) = push_end(bytes, at) {
-            boundaries.insert(end);
-            boundaries.insert(skip_memo(bytes, end));
-        }
-        let found = match op {
-            b'c' | b'i' if at >= module_line_end || boundaries.contains(&at) => {
-                recover_global(at, &mut module_lines, &mut name_lines, &mut work).map(
-                    |(global, module_end)| {
-                        module_line_end = module_end;
-                        (at, global)
-                    },
-                )
-            }
-            0x8c | b'X' | b'U' | b'T' | 0x8d => recover_stack_global(bytes, at, &mut work),
-            _ => None,
-        };
-        if matches!(op, b'c' | b'i' | 0x8c | b'X' | b'U' | b'T' | 0x8d)
-            && !budget.charge_n(1 + (work / 8) as u64)
-        {
-            return;
-        }
-        if let Some((offset, global)) = found {
-            let opcode = bytes.get(offset).map_or("?", |op| opcode_name(*op));
-            let class = classify_qualified(&global.qualified());
-            let imported = ImportedGlobal {
-                global,
-                class,
-                offset: offset as u64,
-                opcode,
-                via: Via::Recovery,
+/// How surely an import reaches code. A top-level module name that cannot name a module
+/// (with spaces or punctuation) imports nothing that exists: in printable text such an
+/// import is the text's own words read as opcodes (`callbacks: [x]\n...` is GLOBAL
+/// `allbacks: [x]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Strength {
+    /// The top-level module name is not an identifier.
+    Weak,
+    /// An identifier that is not a standard module (or an empty name, which the pure-Python
+    /// unpickler still hands to `find_class`).
+    Plausible,
+    /// A standard module, an EXT code, or a name not known statically.
+    Strong,
+}
+
+/// A global as CPython's `find_class` sees it under `protocol` (the compatibility tables
+/// rename Python 2 names below protocol 3), and how surely importing it reaches code. Very
+/// long names are shortened (they are never allowlisted).
+pub(super) fn make_global(module: String, name: String, protocol: u8) -> (Global, Strength) {
+    let (global, looked_up) = match compat::map(&module, &name, protocol) {
+        Some((to_module, to_name)) => {
+            let spelled = clip(format!("{module}.{name}"));
+            let global = Global {
+                module: clip(to_module.clone()),
+                name: clip(to_name),
+                spelled: Some(spelled),
             };
-            if !inner.add_global(imported, limits.max_globals) {
-                return;
-            }
+            (global, to_module)
         }
-        at = at.saturating_add(1);
-    }
-}
-
-/// Finds runs of bytes that may belong to a dotted identifier, for queries whose start only
-/// moves forward: each byte is looked at once, whatever the number of queries.
-struct Runs<'a> {
-    bytes: &'a [u8],
-    from: usize,
-    end: usize,
-}
-
-impl<'a> Runs<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Runs {
-            bytes,
-            from: 0,
-            end: 0,
+        None => {
+            let global = Global {
+                module: clip(module.clone()),
+                name: clip(name),
+                spelled: None,
+            };
+            (global, module)
         }
-    }
-
-    /// The first offset at or after `from` whose byte cannot be part of a dotted identifier.
-    fn run_end(&mut self, from: usize) -> usize {
-        if from < self.from || from > self.end {
-            self.end = from;
-        }
-        self.from = from;
-        while let Some(&byte) = self.bytes.get(self.end) {
-            if !(byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'.' || byte >= 0x80) {
-                break;
-            }
-            self.end = self.end.saturating_add(1);
-        }
-        self.end
-    }
-
-    /// A `\n`-terminated dotted identifier of bounded length at `at`, and where the next line
-    /// begins; `work` grows by the bytes validated.
-    fn line(&mut self, at: usize, work: &mut usize) -> Option<(&'a str, usize)> {
-        let end = self.run_end(at);
-        let length = end.checked_sub(at)?;
-        if length == 0 || length > MAX_RECOVERY_LINE || self.bytes.get(end) != Some(&b'\n') {
-            return None;
-        }
-        *work = work.saturating_add(length);
-        let text = std::str::from_utf8(self.bytes.get(at..end)?).ok()?;
-        is_dotted_identifier(text).then_some((text, end.checked_add(1)?))
-    }
-}
-
-/// GLOBAL or INST at `at` with two identifier lines, and where its module line ends.
-fn recover_global(
-    at: usize,
-    module_lines: &mut Runs<'_>,
-    name_lines: &mut Runs<'_>,
-    work: &mut usize,
-) -> Option<(Global, usize)> {
-    let (module, next) = module_lines.line(at.checked_add(1)?, work)?;
-    let (name, _) = name_lines.line(next, work)?;
-    Some((make_global(module.to_owned(), name.to_owned()), next))
-}
-
-fn recover_stack_global(bytes: &[u8], at: usize, work: &mut usize) -> Option<(usize, Global)> {
-    let (module, next) = recovery_string(bytes, at, work)?;
-    let (name, next) = recovery_string(bytes, skip_memo(bytes, next), work)?;
-    let op_at = skip_memo(bytes, next);
-    (bytes.get(op_at) == Some(&0x93))
-        .then(|| (op_at, make_global(module.to_owned(), name.to_owned())))
-}
-
-/// A short string push (SHORT_BINUNICODE, BINUNICODE, BINUNICODE8, SHORT_BINSTRING,
-/// BINSTRING) holding a dotted identifier, and where the next opcode begins.
-fn recovery_string<'a>(bytes: &'a [u8], at: usize, work: &mut usize) -> Option<(&'a str, usize)> {
-    let op = *bytes.get(at)?;
-    let size_bytes = match op {
-        0x8c | b'U' => 1,
-        b'X' | b'T' => 4,
-        0x8d => 8,
-        _ => return None,
     };
-    let size_at = at.checked_add(1)?;
-    let size_field = bytes.get(size_at..size_at.checked_add(size_bytes)?)?;
-    let size = size_field
-        .iter()
-        .rev()
-        .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
-    let size = usize::try_from(size)
-        .ok()
-        .filter(|size| *size <= MAX_RECOVERY_LINE)?;
-    let text_at = size_at.checked_add(size_bytes)?;
-    let end = text_at.checked_add(size)?;
-    *work = work.saturating_add(size);
-    let text = std::str::from_utf8(bytes.get(text_at..end)?).ok()?;
-    is_dotted_identifier(text).then_some((text, end))
-}
-
-/// Where a string or bytes push at `at` with an argument of at most [`MAX_RECOVERY_LINE`]
-/// bytes ends, if there is one (its content is not checked).
-fn push_end(bytes: &[u8], at: usize) -> Option<usize> {
-    let width = match *bytes.get(at)? {
-        0x8c | b'U' | b'C' => 1,
-        b'X' | b'T' | b'B' => 4,
-        0x8d | 0x8e | 0x96 => 8,
-        _ => return None,
+    // `__import__("a.b c")` imports `a` before it fails on the rest, and the pure-Python
+    // unpickler calls `find_class("", "")` on a truncated GLOBAL: only a top-level name that
+    // cannot be a module makes the import an accident of text.
+    let top = looked_up.split('.').next().unwrap_or_default();
+    let strength = if compat::is_stdlib(top) {
+        Strength::Strong
+    } else if top.is_empty() || is_dotted_identifier(top) {
+        Strength::Plausible
+    } else {
+        Strength::Weak
     };
-    let size_at = at.checked_add(1)?;
-    let content_at = size_at.checked_add(width)?;
-    let size = bytes
-        .get(size_at..content_at)?
-        .iter()
-        .rev()
-        .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
-    let size = usize::try_from(size)
-        .ok()
-        .filter(|size| *size <= MAX_RECOVERY_LINE)?;
-    let end = content_at.checked_add(size)?;
-    (end <= bytes.len()).then_some(end)
-}
-
-/// Skips one MEMOIZE, BINPUT or LONG_BINPUT at `at`, if there is one.
-fn skip_memo(bytes: &[u8], at: usize) -> usize {
-    let length = match bytes.get(at) {
-        Some(0x94) => 1,
-        Some(b'q') => 2,
-        Some(b'r') => 5,
-        _ => 0,
-    };
-    at.saturating_add(length)
-}
-
-/// A global as CPython's `find_class` sees it: `_compat_pickle` maps the two Python 2 module
-/// names that matter here, and very long names are shortened (they are never allowlisted).
-fn make_global(module: String, name: String) -> Global {
-    let (module, written_module) = match module.as_str() {
-        "__builtin__" => ("builtins".to_owned(), Some(module)),
-        "copy_reg" => ("copyreg".to_owned(), Some(module)),
-        _ => (clip(module), None),
-    };
-    Global {
-        module,
-        name: clip(name),
-        written_module,
-    }
+    (global, strength)
 }
 
 fn clip(mut text: String) -> String {
@@ -1311,13 +1426,12 @@ fn clip(mut text: String) -> String {
     text
 }
 
-/// Keeps short strings (possible module or attribute names) and makes long ones opaque.
-fn tracked(text: Cow<'_, str>) -> Value {
-    if text.len() <= MAX_TRACKED_STR {
-        Value::Str(Rc::from(text.as_ref()))
-    } else {
-        Value::Other
+/// Bytes as the latin-1 text `encoding='latin1'` loaders (NumPy) make of Python 2 strings.
+fn latin1(bytes: &[u8]) -> Cow<'_, str> {
+    if bytes.is_ascii() {
+        return Cow::Borrowed(std::str::from_utf8(bytes).unwrap_or_default());
     }
+    Cow::Owned(bytes.iter().map(|byte| char::from(*byte)).collect())
 }
 
 /// Dotted Python identifiers: `os`, `torch._utils`, `_rebuild_tensor_v2`, `a.b.c`.
@@ -1334,207 +1448,12 @@ fn show(line: &[u8]) -> String {
     quote(&String::from_utf8_lossy(line))
 }
 
-/// INT and LONG arguments as CPython's `strtol`/`PyLong_FromString(s, NULL, 0)` read them.
-fn is_int_literal(text: &[u8]) -> bool {
-    let text = text.trim_ascii();
-    let text = match text {
-        [b'+' | b'-', rest @ ..] => rest,
-        _ => text,
-    };
-    let (digits, radix) = match text {
-        [b'0', b'x' | b'X', rest @ ..] => (rest, 16),
-        [b'0', b'o' | b'O', rest @ ..] => (rest, 8),
-        [b'0', b'b' | b'B', rest @ ..] => (rest, 2),
-        _ => (text, 10),
-    };
-    digits.first().is_some_and(u8::is_ascii_alphanumeric)
-        && digits
-            .iter()
-            .all(|byte| *byte == b'_' || char::from(*byte).is_digit(radix))
-}
-
-/// FLOAT arguments as `PyOS_string_to_double` reads them.
-fn is_float_literal(text: &[u8]) -> bool {
-    let text = match text {
-        [b'+' | b'-', rest @ ..] => rest,
-        _ => text,
-    };
-    let lower = text.to_ascii_lowercase();
-    if matches!(lower.as_slice(), b"inf" | b"infinity" | b"nan") {
-        return true;
-    }
-    let (mantissa, exponent) = match lower.iter().position(|byte| *byte == b'e') {
-        Some(split) => (
-            lower.get(..split).unwrap_or_default(),
-            lower.get(split + 1..),
-        ),
-        None => (lower.as_slice(), None),
-    };
-    let mut dots = 0;
-    let mut digits = 0;
-    for byte in mantissa {
-        match byte {
-            b'0'..=b'9' => digits += 1,
-            b'.' => dots += 1,
-            _ => return false,
-        }
-    }
-    let exponent_ok = match exponent {
-        None => true,
-        Some(exponent) => {
-            let exponent = match exponent {
-                [b'+' | b'-', rest @ ..] => rest,
-                _ => exponent,
-            };
-            !exponent.is_empty() && exponent.iter().all(u8::is_ascii_digit)
-        }
-    };
-    digits > 0 && dots <= 1 && exponent_ok
-}
-
-/// GET/PUT keys: `PyLong_FromString(s, NULL, 10)`, non-negative and within a machine word.
-fn parse_decimal(text: &[u8]) -> Option<u64> {
-    let text = text.trim_ascii();
-    let text = text.strip_prefix(b"+").unwrap_or(text);
-    if text.first().is_none_or(|byte| !byte.is_ascii_digit()) {
-        return None;
-    }
-    let mut value = 0u64;
-    for byte in text {
-        match byte {
-            b'_' => {}
-            b'0'..=b'9' => {
-                value = value.checked_mul(10)?.checked_add(u64::from(byte - b'0'))?;
-            }
-            _ => return None,
-        }
-    }
-    (value <= isize::MAX as u64).then_some(value)
-}
-
-/// Python bytes-literal escapes, as `PyBytes_DecodeEscape` applies them to STRING arguments.
-fn decode_bytes_escape(text: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut bytes = text.iter().copied().peekable();
-    while let Some(byte) = bytes.next() {
-        if byte != b'\\' {
-            out.push(byte);
-            continue;
-        }
-        let escaped = bytes.next()?;
-        match escaped {
-            b'\n' => {}
-            b'\\' | b'\'' | b'"' => out.push(escaped),
-            b'b' => out.push(0x08),
-            b'f' => out.push(0x0c),
-            b't' => out.push(b'\t'),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b'v' => out.push(0x0b),
-            b'a' => out.push(0x07),
-            b'0'..=b'7' => {
-                let mut value = u32::from(escaped - b'0');
-                for _ in 0..2 {
-                    match bytes.peek() {
-                        Some(digit @ b'0'..=b'7') => {
-                            value = value * 8 + u32::from(digit - b'0');
-                            bytes.next();
-                        }
-                        _ => break,
-                    }
-                }
-                out.push(value.to_le_bytes().first().copied().unwrap_or(0));
-            }
-            b'x' => {
-                let high = char::from(bytes.next()?).to_digit(16)?;
-                let low = char::from(bytes.next()?).to_digit(16)?;
-                out.push(u8::try_from(high * 16 + low).ok()?);
-            }
-            other => {
-                out.push(b'\\');
-                out.push(other);
-            }
-        }
-    }
-    Some(out)
-}
-
-/// UNICODE arguments: `raw-unicode-escape`, where only `\uXXXX` and `\UXXXXXXXX` are escapes
-/// and every other byte is a latin-1 character.
-fn decode_raw_unicode_escape(text: &[u8]) -> Option<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0usize;
-    while let Some(&byte) = text.get(at) {
-        at += 1;
-        let digits = match (byte, text.get(at)) {
-            (b'\\', Some(b'u')) => 4,
-            (b'\\', Some(b'U')) => 8,
-            _ => {
-                out.push(char::from(byte));
-                continue;
-            }
-        };
-        let hex = text.get(at + 1..at + 1 + digits)?;
-        let hex = std::str::from_utf8(hex).ok()?;
-        let code = u32::from_str_radix(hex, 16).ok()?;
-        if code > 0x10ffff || hex.starts_with(['+', '-']) {
-            return None;
-        }
-        // Lone surrogates are legal in Python strings but not in Rust ones.
-        out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
-        at += 1 + digits;
-    }
-    Some(out)
-}
-
-/// UTF-8 as CPython decodes BINUNICODE (`surrogatepass`: encoded surrogates are accepted).
-fn decode_utf8_surrogatepass(bytes: &[u8]) -> Option<Cow<'_, str>> {
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        return Some(Cow::Borrowed(text));
-    }
-    let mut out = String::with_capacity(bytes.len());
-    let mut at = 0usize;
-    let continuation = |index: usize| -> Option<u32> {
-        let byte = *bytes.get(index)?;
-        (byte & 0xc0 == 0x80).then_some(u32::from(byte & 0x3f))
-    };
-    while let Some(&lead) = bytes.get(at) {
-        let (code, length) = match lead {
-            0x00..=0x7f => (u32::from(lead), 1),
-            0xc2..=0xdf => ((u32::from(lead & 0x1f) << 6) | continuation(at + 1)?, 2),
-            0xe0..=0xef => {
-                let code = (u32::from(lead & 0x0f) << 12)
-                    | (continuation(at + 1)? << 6)
-                    | continuation(at + 2)?;
-                if code < 0x800 {
-                    return None;
-                }
-                (code, 3)
-            }
-            0xf0..=0xf4 => {
-                let code = (u32::from(lead & 0x07) << 18)
-                    | (continuation(at + 1)? << 12)
-                    | (continuation(at + 2)? << 6)
-                    | continuation(at + 3)?;
-                if !(0x10000..=0x10ffff).contains(&code) {
-                    return None;
-                }
-                (code, 4)
-            }
-            _ => return None,
-        };
-        out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
-        at += length;
-    }
-    Some(Cow::Owned(out))
-}
-
 fn is_opcode(byte: u8) -> bool {
     opcode_name(byte) != "?"
 }
 
 /// The pickletools name of an opcode byte, `?` for bytes that are not opcodes.
-fn opcode_name(byte: u8) -> &'static str {
+pub(super) fn opcode_name(byte: u8) -> &'static str {
     match byte {
         b'(' => "MARK",
         b'.' => "STOP",
@@ -1632,89 +1551,5 @@ mod tests {
         assert!(!is_dotted_identifier("1a"));
         assert!(!is_dotted_identifier("?"));
         assert!(!is_dotted_identifier("os\r"));
-    }
-
-    #[test]
-    fn number_literals() {
-        for ok in [&b"1"[..], b"-12", b"01", b"00", b" 7 ", b"0x1f", b"1_000"] {
-            assert!(is_int_literal(ok), "{ok:?}");
-        }
-        for bad in [&b""[..], b"x", b"12abc", b"-", b"0x", b"_1", b"1.5"] {
-            assert!(!is_int_literal(bad), "{bad:?}");
-        }
-        for ok in [
-            &b"1.5"[..],
-            b"-0.25e-3",
-            b"3",
-            b"inf",
-            b"-NaN",
-            b"1e10",
-            b".5",
-        ] {
-            assert!(is_float_literal(ok), "{ok:?}");
-        }
-        for bad in [&b""[..], b".", b"1.2.3", b"1e", b"abc", b"1 "] {
-            assert!(!is_float_literal(bad), "{bad:?}");
-        }
-        assert_eq!(parse_decimal(b"12"), Some(12));
-        assert_eq!(parse_decimal(b" 3 "), Some(3));
-        assert_eq!(parse_decimal(b"-1"), None);
-        assert_eq!(parse_decimal(b"99999999999999999999999"), None);
-        assert_eq!(parse_decimal(b""), None);
-    }
-
-    #[test]
-    fn string_escapes_follow_python() {
-        assert_eq!(
-            decode_bytes_escape(br"a\nb\x41\101\\\'").unwrap(),
-            b"a\nbAA\\'"
-        );
-        assert_eq!(decode_bytes_escape(br"\q").unwrap(), b"\\q");
-        assert_eq!(decode_bytes_escape(br"\777").unwrap(), [0xff]);
-        assert!(decode_bytes_escape(br"\x4").is_none());
-        assert!(decode_bytes_escape(b"\\").is_none());
-        assert_eq!(
-            decode_raw_unicode_escape(br"os\u0041\\u0042").unwrap(),
-            "osA\\B"
-        );
-        assert_eq!(decode_raw_unicode_escape(b"\xe9").unwrap(), "\u{e9}");
-        assert!(decode_raw_unicode_escape(br"\u12").is_none());
-        assert!(decode_raw_unicode_escape(br"\UFFFFFFFF").is_none());
-    }
-
-    #[test]
-    fn utf8_accepts_surrogates_like_surrogatepass() {
-        assert_eq!(decode_utf8_surrogatepass(b"os").unwrap(), "os");
-        assert_eq!(
-            decode_utf8_surrogatepass(b"a\xed\xa0\x80").unwrap(),
-            "a\u{fffd}"
-        );
-        assert!(decode_utf8_surrogatepass(b"\xff").is_none());
-        assert!(decode_utf8_surrogatepass(b"\xc0\x80").is_none());
-        assert!(decode_utf8_surrogatepass(b"\xe0\x80\x80").is_none());
-    }
-
-    #[test]
-    fn recovery_helpers() {
-        let recover_global = |bytes: &[u8], at: usize| {
-            let mut work = 0;
-            recover_global(at, &mut Runs::new(bytes), &mut Runs::new(bytes), &mut work)
-        };
-        assert_eq!(
-            recover_global(b"cos\nsystem\n", 0),
-            Some((
-                Global {
-                    module: "os".into(),
-                    name: "system".into(),
-                    written_module: None,
-                },
-                4
-            ))
-        );
-        assert_eq!(recover_global(b"call me\nmaybe\n", 0), None);
-        let bytes = b"\x8c\x02os\x94\x8c\x06system\x94\x93";
-        let (at, global) = recover_stack_global(bytes, 0, &mut 0).unwrap();
-        assert_eq!(at, bytes.len() - 1);
-        assert_eq!(global.qualified(), "os.system");
     }
 }

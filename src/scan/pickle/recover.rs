@@ -1,0 +1,233 @@
+//! The recovery scan: one bounded, linear pass past the point where a stream broke, for the
+//! imports a tolerant loader (joblib, which reads array bytes inline and then goes on) could
+//! still reach. It recognises GLOBAL/INST with two identifier lines and STACK_GLOBAL right
+//! after two short string pushes; it owns nothing else and never decides what is dangerous.
+
+use std::collections::BTreeSet;
+
+use super::allowlist::classify_qualified;
+use super::machine::{is_dotted_identifier, make_global, opcode_name, Budget, Inner};
+use super::{Global, ImportedGlobal, PickleLimits, Via};
+
+/// The longest line the recovery scan accepts as a module or attribute name.
+const MAX_RECOVERY_LINE: usize = 256;
+
+/// One bounded, linear pass past a malformed point for the imports a tolerant loader could
+/// still reach: GLOBAL/INST with two identifier lines, and STACK_GLOBAL right after two short
+/// string pushes (each optionally memoised). Work beyond one step per byte is charged to the
+/// budget, so hostile filler ends in a limit finding rather than a long scan.
+pub(super) fn recover(
+    bytes: &[u8],
+    from: usize,
+    limits: &PickleLimits,
+    budget: &mut Budget,
+    inner: &mut Inner,
+) {
+    let mut module_lines = Runs::new(bytes);
+    let mut name_lines = Runs::new(bytes);
+    // A `c` or `i` inside the module line of a global just recovered usually yields only a
+    // suffix of it (`builtins` -> `ltins`), so such candidates are skipped, unless a string
+    // push ends right there (`X` `intercept_` then `cos\nsystem\n`), where a real opcode may
+    // begin. Candidates in the name line are always tried, so a decoy global (reported
+    // itself) cannot hide the one that follows it.
+    let mut module_line_end = from;
+    let mut boundaries = BTreeSet::new();
+    let mut at = from;
+    while let Some(&op) = bytes.get(at) {
+        let mut work = 0usize;
+        while boundaries.first().is_some_and(|end| *end < at) {
+            boundaries.pop_first();
+        }
+        if let Some(end) = push_end(bytes, at) {
+            boundaries.insert(end);
+            boundaries.insert(skip_memo(bytes, end));
+        }
+        let found = match op {
+            b'c' | b'i' if at >= module_line_end || boundaries.contains(&at) => {
+                recover_global(at, &mut module_lines, &mut name_lines, &mut work).map(
+                    |(global, module_end)| {
+                        module_line_end = module_end;
+                        (at, global)
+                    },
+                )
+            }
+            0x8c | b'X' | b'U' | b'T' | 0x8d => recover_stack_global(bytes, at, &mut work),
+            _ => None,
+        };
+        if matches!(op, b'c' | b'i' | 0x8c | b'X' | b'U' | b'T' | 0x8d)
+            && !budget.charge_n(1 + (work / 8) as u64)
+        {
+            return;
+        }
+        if let Some((offset, global)) = found {
+            let opcode = bytes.get(offset).map_or("?", |op| opcode_name(*op));
+            let class = classify_qualified(&global.qualified());
+            let imported = ImportedGlobal {
+                global,
+                class,
+                offset: offset as u64,
+                opcode,
+                via: Via::Recovery,
+            };
+            if !inner.add_global(imported, limits.max_globals) {
+                return;
+            }
+        }
+        at = at.saturating_add(1);
+    }
+}
+
+/// Finds runs of bytes that may belong to a dotted identifier, for queries whose start only
+/// moves forward: each byte is looked at once, whatever the number of queries.
+struct Runs<'a> {
+    bytes: &'a [u8],
+    from: usize,
+    end: usize,
+}
+
+impl<'a> Runs<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Runs {
+            bytes,
+            from: 0,
+            end: 0,
+        }
+    }
+
+    /// The first offset at or after `from` whose byte cannot be part of a dotted identifier.
+    fn run_end(&mut self, from: usize) -> usize {
+        if from < self.from || from > self.end {
+            self.end = from;
+        }
+        self.from = from;
+        while let Some(&byte) = self.bytes.get(self.end) {
+            if !(byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'.' || byte >= 0x80) {
+                break;
+            }
+            self.end = self.end.saturating_add(1);
+        }
+        self.end
+    }
+
+    /// A `\n`-terminated dotted identifier of bounded length at `at`, and where the next line
+    /// begins; `work` grows by the bytes validated.
+    fn line(&mut self, at: usize, work: &mut usize) -> Option<(&'a str, usize)> {
+        let end = self.run_end(at);
+        let length = end.checked_sub(at)?;
+        if length == 0 || length > MAX_RECOVERY_LINE || self.bytes.get(end) != Some(&b'\n') {
+            return None;
+        }
+        *work = work.saturating_add(length);
+        let text = std::str::from_utf8(self.bytes.get(at..end)?).ok()?;
+        is_dotted_identifier(text).then_some((text, end.checked_add(1)?))
+    }
+}
+
+/// GLOBAL or INST at `at` with two identifier lines, and where its module line ends.
+fn recover_global(
+    at: usize,
+    module_lines: &mut Runs<'_>,
+    name_lines: &mut Runs<'_>,
+    work: &mut usize,
+) -> Option<(Global, usize)> {
+    let (module, next) = module_lines.line(at.checked_add(1)?, work)?;
+    let (name, _) = name_lines.line(next, work)?;
+    Some((make_global(module.to_owned(), name.to_owned(), 2).0, next))
+}
+
+fn recover_stack_global(bytes: &[u8], at: usize, work: &mut usize) -> Option<(usize, Global)> {
+    let (module, next) = recovery_string(bytes, at, work)?;
+    let (name, next) = recovery_string(bytes, skip_memo(bytes, next), work)?;
+    let op_at = skip_memo(bytes, next);
+    (bytes.get(op_at) == Some(&0x93))
+        .then(|| (op_at, make_global(module.to_owned(), name.to_owned(), 2).0))
+}
+
+/// A short string push (SHORT_BINUNICODE, BINUNICODE, BINUNICODE8, SHORT_BINSTRING,
+/// BINSTRING) holding a dotted identifier, and where the next opcode begins.
+fn recovery_string<'a>(bytes: &'a [u8], at: usize, work: &mut usize) -> Option<(&'a str, usize)> {
+    let op = *bytes.get(at)?;
+    let size_bytes = match op {
+        0x8c | b'U' => 1,
+        b'X' | b'T' => 4,
+        0x8d => 8,
+        _ => return None,
+    };
+    let size_at = at.checked_add(1)?;
+    let size_field = bytes.get(size_at..size_at.checked_add(size_bytes)?)?;
+    let size = size_field
+        .iter()
+        .rev()
+        .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|size| *size <= MAX_RECOVERY_LINE)?;
+    let text_at = size_at.checked_add(size_bytes)?;
+    let end = text_at.checked_add(size)?;
+    *work = work.saturating_add(size);
+    let text = std::str::from_utf8(bytes.get(text_at..end)?).ok()?;
+    is_dotted_identifier(text).then_some((text, end))
+}
+
+/// Where a string or bytes push at `at` with an argument of at most [`MAX_RECOVERY_LINE`]
+/// bytes ends, if there is one (its content is not checked).
+fn push_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let width = match *bytes.get(at)? {
+        0x8c | b'U' | b'C' => 1,
+        b'X' | b'T' | b'B' => 4,
+        0x8d | 0x8e | 0x96 => 8,
+        _ => return None,
+    };
+    let size_at = at.checked_add(1)?;
+    let content_at = size_at.checked_add(width)?;
+    let size = bytes
+        .get(size_at..content_at)?
+        .iter()
+        .rev()
+        .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|size| *size <= MAX_RECOVERY_LINE)?;
+    let end = content_at.checked_add(size)?;
+    (end <= bytes.len()).then_some(end)
+}
+
+/// Skips one MEMOIZE, BINPUT or LONG_BINPUT at `at`, if there is one.
+fn skip_memo(bytes: &[u8], at: usize) -> usize {
+    let length = match bytes.get(at) {
+        Some(0x94) => 1,
+        Some(b'q') => 2,
+        Some(b'r') => 5,
+        _ => 0,
+    };
+    at.saturating_add(length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_helpers() {
+        let recover_global = |bytes: &[u8], at: usize| {
+            let mut work = 0;
+            recover_global(at, &mut Runs::new(bytes), &mut Runs::new(bytes), &mut work)
+        };
+        assert_eq!(
+            recover_global(b"cos\nsystem\n", 0),
+            Some((
+                Global {
+                    module: "os".into(),
+                    name: "system".into(),
+                    spelled: None,
+                },
+                4
+            ))
+        );
+        assert_eq!(recover_global(b"call me\nmaybe\n", 0), None);
+        let bytes = b"\x8c\x02os\x94\x8c\x06system\x94\x93";
+        let (at, global) = recover_stack_global(bytes, 0, &mut 0).unwrap();
+        assert_eq!(at, bytes.len() - 1);
+        assert_eq!(global.qualified(), "os.system");
+    }
+}
