@@ -131,7 +131,9 @@ pub fn is_manifest_name(name: &str) -> bool {
 /// beside it, or by content (other JSON files, such as a model's `config.json`, are read only
 /// up to the manifest size limit and skipped unless they say they are a manifest).
 pub fn discover(root: &Path) -> Result<Vec<String>, RegistryError> {
-    let entries = tree::list(root, &[])?;
+    let mut entries = tree::list(root, &[])?;
+    // A name that is not UTF-8 cannot be named by a manifest, nor be one's path.
+    entries.retain(|entry| !entry.unrepresentable);
     let files: std::collections::HashSet<&str> = entries
         .iter()
         .filter(|entry| matches!(entry.kind, EntryKind::File { .. }))

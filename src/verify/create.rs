@@ -110,6 +110,10 @@ pub fn examine_dir(
     let mut files = Vec::new();
     for entry in &entries {
         let finding = match entry.kind {
+            EntryKind::File { .. } if entry.unrepresentable => Finding::new(
+                Code::ManifestInvalid,
+                "its name is not UTF-8, so no manifest path can name it",
+            ),
             EntryKind::File { size } => match entry.path.parse::<SafePath>() {
                 Ok(path) => {
                     files.push((path, size));

@@ -397,8 +397,11 @@ pub fn verify_files_beside(
     let mut exclude = vec![request.manifest.clone(), request.signature.clone()];
     exclude.extend_from_slice(also_exclude);
     let entries = tree::list(&request.dir, &exclude)?;
+    // A name that is not UTF-8 is compared as the bytes it is: no manifest path equals it,
+    // whatever its lossy spelling looks like.
     let on_disk: BTreeMap<&str, EntryKind> = entries
         .iter()
+        .filter(|entry| !entry.unrepresentable)
         .map(|entry| (entry.path.as_str(), entry.kind))
         .collect();
     let listed: HashSet<&str> = manifest
@@ -510,7 +513,7 @@ pub fn verify_files_beside(
     }
 
     for entry in &entries {
-        if !listed.contains(entry.path.as_str()) {
+        if entry.unrepresentable || !listed.contains(entry.path.as_str()) {
             files.push(VerifiedFile {
                 path: entry.path.clone(),
                 format: None,

@@ -20,10 +20,12 @@ pub enum EntryKind {
 /// One entry below the root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// Relative path with `/` separators; lossy when the name is not UTF-8 (such a name can
-    /// never match a manifest path, so it is reported as unexpected).
+    /// Relative path with `/` separators; lossy when the name is not UTF-8.
     pub path: String,
     pub kind: EntryKind,
+    /// Some component of the name is not UTF-8, so no manifest path can name it: the lossy
+    /// `path` may even equal a listed path, and the entry is always an extra file.
+    pub unrepresentable: bool,
 }
 
 /// A directory could not be listed.
@@ -48,7 +50,7 @@ pub fn list(root: &Path, exclude: &[PathBuf]) -> Result<Vec<Entry>, TreeError> {
         .filter_map(|path| canonical_file(path))
         .collect();
     let mut entries = Vec::new();
-    walk(root, "", 0, &excluded, &mut entries)?;
+    walk(root, "", false, 0, &excluded, &mut entries)?;
     entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     Ok(entries)
 }
@@ -90,6 +92,7 @@ pub fn entry(root: &Path, path: &crate::manifest::SafePath) -> io::Result<Option
 fn walk(
     dir: &Path,
     prefix: &str,
+    unrepresentable: bool,
     depth: usize,
     excluded: &[PathBuf],
     entries: &mut Vec<Entry>,
@@ -105,8 +108,9 @@ fn walk(
     }
     for child in fs::read_dir(dir).map_err(failed)? {
         let child = child.map_err(failed)?;
-        let name = child.file_name();
-        let name = name.to_string_lossy();
+        let os_name = child.file_name();
+        let unrepresentable = unrepresentable || os_name.to_str().is_none();
+        let name = os_name.to_string_lossy();
         let path = if prefix.is_empty() {
             name.to_string()
         } else {
@@ -117,7 +121,14 @@ fn walk(
             if name == ".git" {
                 continue;
             }
-            walk(&child.path(), &path, depth + 1, excluded, entries)?;
+            walk(
+                &child.path(),
+                &path,
+                unrepresentable,
+                depth + 1,
+                excluded,
+                entries,
+            )?;
             continue;
         }
         if canonical_file(&child.path()).is_some_and(|canonical| excluded.contains(&canonical)) {
@@ -131,7 +142,11 @@ fn walk(
         } else {
             EntryKind::Special
         };
-        entries.push(Entry { path, kind });
+        entries.push(Entry {
+            path,
+            kind,
+            unrepresentable,
+        });
     }
     Ok(())
 }

@@ -606,3 +606,24 @@ fn an_expired_release_can_be_made_on_purpose_and_is_refused() {
     release.sign("snakeoil-a");
     assert_refused(&release, &[], "manifest-expired");
 }
+
+/// A name that is not UTF-8 is compared as bytes: its lossy spelling (`a\u{fffd}.bin`) may be
+/// a listed path, and the file behind it is still an extra file, never the listed one.
+#[cfg(target_os = "linux")]
+#[test]
+fn names_that_are_not_utf8_are_extra_files() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let release = Release::new();
+    let model = release.root.join("model");
+    fs::write(model.join("a\u{fffd}.bin"), b"listed").unwrap();
+    release.publish(2, "snakeoil-a");
+    assert_eq!(release.verify(&[]).0, 0);
+    fs::write(
+        model.join(OsStr::from_bytes(b"a\xff.bin")),
+        b"cos\nsystem\n(S'id'\ntR.",
+    )
+    .unwrap();
+    assert_refused(&release, &[], "file-unexpected");
+}

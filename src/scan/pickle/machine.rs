@@ -1007,6 +1007,13 @@ impl<'a, 'c> Stream<'a, 'c> {
         opcode: &'static str,
         (global, strength): (Global, Strength),
     ) -> Step<bool> {
+        // Text read as opcodes imports at its first byte (`callbacks:` is GLOBAL `allbacks:`);
+        // an odd name that valid opcodes lead up to is a mutated pickle, not prose.
+        let strength = if at == self.start {
+            strength
+        } else {
+            strength.max(Strength::Plausible)
+        };
         self.imported = Some(self.imported.map_or(strength, |s| s.max(strength)));
         self.record_as(at as u64, opcode, global, Via::Stream)
     }
@@ -1364,8 +1371,8 @@ impl<'a, 'c> Stream<'a, 'c> {
 
 /// How surely an import reaches code. A top-level module name that cannot name a module
 /// (with spaces or punctuation) imports nothing that exists: in printable text such an
-/// import is the text's own words read as opcodes (`callbacks: [x]\n...` is GLOBAL
-/// `allbacks: [x]`).
+/// import, made by the very first byte, is the text's own words read as opcodes
+/// (`callbacks: [x]\n...` is GLOBAL `allbacks: [x]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Strength {
     /// The top-level module name is not an identifier.
