@@ -38,18 +38,72 @@ const FUNCTION_MODULES: &[&str] = &[
 /// Names Keras writes with `module: builtins` for its own built-in functions (it then looks
 /// them up in the modules above, never in Python's `builtins`).
 const BUILTIN_FUNCTIONS: &[&str] = &[
-    "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu",
-    "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish",
-    "relu", "relu6", "selu", "sigmoid", "silu", "soft_shrink", "softmax", "softplus", "softsign",
-    "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus", "swish", "tanh", "tanh_shrink",
-    "threshold", "binary_crossentropy", "binary_focal_crossentropy", "categorical_crossentropy",
-    "categorical_focal_crossentropy", "categorical_hinge", "cosine_similarity", "ctc", "dice",
-    "hinge", "huber", "kl_divergence", "kld", "kullback_leibler_divergence", "log_cosh",
-    "logcosh", "mae", "mape", "mse", "msle", "mean_absolute_error",
-    "mean_absolute_percentage_error", "mean_squared_error", "mean_squared_logarithmic_error",
-    "poisson", "sparse_categorical_crossentropy", "squared_hinge", "tversky", "accuracy", "acc",
-    "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy",
+    "celu",
+    "elu",
+    "exponential",
+    "gelu",
+    "glu",
+    "hard_shrink",
+    "hard_sigmoid",
+    "hard_silu",
+    "hard_swish",
+    "hard_tanh",
+    "leaky_relu",
+    "linear",
+    "log_sigmoid",
+    "log_softmax",
+    "mish",
+    "relu",
+    "relu6",
+    "selu",
+    "sigmoid",
+    "silu",
+    "soft_shrink",
+    "softmax",
+    "softplus",
+    "softsign",
+    "sparse_plus",
+    "sparse_sigmoid",
+    "sparsemax",
+    "squareplus",
+    "swish",
+    "tanh",
+    "tanh_shrink",
+    "threshold",
+    "binary_crossentropy",
+    "binary_focal_crossentropy",
+    "categorical_crossentropy",
+    "categorical_focal_crossentropy",
+    "categorical_hinge",
+    "cosine_similarity",
+    "ctc",
+    "dice",
+    "hinge",
+    "huber",
+    "kl_divergence",
+    "kld",
+    "kullback_leibler_divergence",
+    "log_cosh",
+    "logcosh",
+    "mae",
+    "mape",
+    "mse",
+    "msle",
+    "mean_absolute_error",
+    "mean_absolute_percentage_error",
+    "mean_squared_error",
+    "mean_squared_logarithmic_error",
+    "poisson",
+    "sparse_categorical_crossentropy",
+    "squared_hinge",
+    "tversky",
+    "accuracy",
+    "acc",
+    "binary_accuracy",
+    "categorical_accuracy",
+    "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy",
+    "sparse_top_k_categorical_accuracy",
 ];
 
 /// Deepest nesting walked; serde_json's own parser stops at 128.
@@ -84,8 +138,11 @@ impl Walk {
     fn value(&mut self, value: &Value, depth: usize) {
         if depth > MAX_DEPTH {
             self.findings.push(
-                Finding::new(Code::KerasMalformed, "model config nests deeper than modelvet walks")
-                    .at(quote(&self.path)),
+                Finding::new(
+                    Code::KerasMalformed,
+                    "model config nests deeper than modelvet walks",
+                )
+                .at(quote(&self.path)),
             );
             return;
         }
@@ -166,7 +223,9 @@ fn object(map: &Map<String, Value>) -> Option<Finding> {
         return Some(
             Finding::new(
                 Code::KerasUnsafeLayer,
-                format!("{name} holds a function of `function_type: lambda` (serialised Python code)"),
+                format!(
+                    "{name} holds a function of `function_type: lambda` (serialised Python code)"
+                ),
             )
             .with_hint(HINT_LAMBDA),
         );

@@ -39,7 +39,10 @@ pub fn check_config(bytes: &[u8]) -> Vec<Finding> {
         Ok(value) => check_config_value(&value),
         Err(error) => vec![Finding::new(
             Code::KerasMalformed,
-            format!("config.json is not valid JSON: {}", quote(&error.to_string())),
+            format!(
+                "config.json is not valid JSON: {}",
+                quote(&error.to_string())
+            ),
         )],
     }
 }
@@ -81,7 +84,9 @@ pub fn check_hdf5(source: &dyn ReadAt) -> io::Result<Vec<Finding>> {
                         quote(&error.to_string())
                     ),
                 )
-                .with_hint("re-save the model in the `.keras` format, or its weights as safetensors")]);
+                .with_hint(
+                    "re-save the model in the `.keras` format, or its weights as safetensors",
+                )]);
             }
             return Ok(Vec::new());
         }

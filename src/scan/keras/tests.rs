@@ -22,12 +22,29 @@ fn refuses_objects_from_modules_outside_keras() {
     let findings = check_config(config);
     assert_eq!(findings.len(), 1);
     assert!(findings[0].message.contains("os.system"));
-    for module in ["builtins", "__main__", "subprocess", "my_package.layers", "kerasx", "tensorflow"] {
+    for module in [
+        "builtins",
+        "__main__",
+        "subprocess",
+        "my_package.layers",
+        "kerasx",
+        "tensorflow",
+    ] {
         let config = format!(r#"{{"class_name":"X","module":"{module}","config":{{}}}}"#);
-        assert_eq!(codes(&check_config(config.as_bytes())), [Code::KerasUnsafeLayer], "{module}");
+        assert_eq!(
+            codes(&check_config(config.as_bytes())),
+            [Code::KerasUnsafeLayer],
+            "{module}"
+        );
     }
-    for module in ["keras", "keras.layers", "keras.src.models.functional", "tf_keras.src.engine",
-        "tensorflow.keras.layers", "keras_hub.src.models.gemma.gemma_backbone"] {
+    for module in [
+        "keras",
+        "keras.layers",
+        "keras.src.models.functional",
+        "tf_keras.src.engine",
+        "tensorflow.keras.layers",
+        "keras_hub.src.models.gemma.gemma_backbone",
+    ] {
         let config = format!(r#"{{"class_name":"X","module":"{module}","config":{{}}}}"#);
         assert!(check_config(config.as_bytes()).is_empty(), "{module}");
     }
@@ -45,7 +62,11 @@ fn refuses_function_references_outside_modelling_functions() {
     ];
     for text in refused {
         let config = format!(r#"{{"class_name":"Dense","config":{{"activation":{text}}}}}"#);
-        assert_eq!(codes(&check_config(config.as_bytes())), [Code::KerasUnsafeLayer], "{text}");
+        assert_eq!(
+            codes(&check_config(config.as_bytes())),
+            [Code::KerasUnsafeLayer],
+            "{text}"
+        );
     }
     let allowed = [
         r#"{"module":"builtins","class_name":"function","config":"relu"}"#,
@@ -66,7 +87,10 @@ fn refuses_custom_registrations_and_lambda_functions() {
         {"module":"keras_hub.src.x","class_name":"Backbone","registered_name":"keras_hub>Backbone","config":{}},
         {"class_name":"Lambda2","config":{"name":"l","function_type":"lambda","function":"x"}}]}}"#;
     let findings = check_config(config);
-    assert_eq!(codes(&findings), [Code::KerasUnsafeLayer, Code::KerasUnsafeLayer]);
+    assert_eq!(
+        codes(&findings),
+        [Code::KerasUnsafeLayer, Code::KerasUnsafeLayer]
+    );
     assert!(findings[0].message.contains("my_pkg>MyLayer"));
     assert!(findings[1].message.contains("function_type: lambda"));
 }
@@ -75,14 +99,22 @@ fn refuses_custom_registrations_and_lambda_functions() {
 fn finds_marshalled_bytecode_in_any_string() {
     // base64 of marshal.dumps((lambda x: x).__code__) as Python 3.11 writes it (prefix).
     let code = "4wEAAAAAAAAAAAAAAAEAAAADAAAA8wQAAACXAHwAUwCpAU6pAKkB2gF4cwEAAAAg+h48c3RkaW4+";
-    let config = format!(r#"{{"class_name":"Sequential","config":{{"layers":[{{"class_name":"Custom","config":{{"f":["{code}",null,null]}}}}]}}}}"#);
+    let config = format!(
+        r#"{{"class_name":"Sequential","config":{{"layers":[{{"class_name":"Custom","config":{{"f":["{code}",null,null]}}}}]}}}}"#
+    );
     let findings = check_config(config.as_bytes());
     assert_eq!(codes(&findings), [Code::KerasUnsafeLayer]);
-    assert_eq!(findings[0].location.as_deref(), Some("$.config.layers[0].config.f[0]"));
+    assert_eq!(
+        findings[0].location.as_deref(),
+        Some("$.config.layers[0].config.f[0]")
+    );
     // Python's decoder skips characters outside the alphabet; so does the check.
     let noisy: String = code.chars().flat_map(|c| [c, '!']).collect();
     let config = format!(r#"{{"class_name":"X","config":{{"f":"{noisy}"}}}}"#);
-    assert_eq!(codes(&check_config(config.as_bytes())), [Code::KerasUnsafeLayer]);
+    assert_eq!(
+        codes(&check_config(config.as_bytes())),
+        [Code::KerasUnsafeLayer]
+    );
     // Names that merely look like base64 are not code.
     let config = br#"{"class_name":"X","config":{"name":"4wheel_drive_layer_number_one_two"}}"#;
     assert!(check_config(config).is_empty());
@@ -94,7 +126,9 @@ fn accepts_plain_layers_and_refuses_broken_json() {
     assert_eq!(codes(&check_config(b"{")), [Code::KerasMalformed]);
     assert_eq!(codes(&check_config(b"[1]")), [Code::KerasMalformed]);
     assert_eq!(
-        codes(&check_config(br#"{"class_name":"X","module":7,"config":{}}"#)),
+        codes(&check_config(
+            br#"{"class_name":"X","module":7,"config":{}}"#
+        )),
         [Code::KerasMalformed]
     );
 }
@@ -107,13 +141,23 @@ fn escaped_class_names_are_read_as_keras_reads_them() {
 
 #[test]
 fn tells_keras_configs_from_other_json() {
-    let keras: Value = serde_json::from_str(r#"{"module":"keras","class_name":"Sequential","config":{}}"#).unwrap();
+    let keras: Value =
+        serde_json::from_str(r#"{"module":"keras","class_name":"Sequential","config":{}}"#)
+            .unwrap();
     assert!(looks_like_config(&keras));
-    let legacy: Value = serde_json::from_str(r#"{"class_name":"Model","config":{"layers":[]},"keras_version":"2.15.0"}"#).unwrap();
+    let legacy: Value = serde_json::from_str(
+        r#"{"class_name":"Model","config":{"layers":[]},"keras_version":"2.15.0"}"#,
+    )
+    .unwrap();
     assert!(looks_like_config(&legacy));
-    let hf: Value = serde_json::from_str(r#"{"architectures":["BertModel"],"model_type":"bert","hidden_size":768}"#).unwrap();
+    let hf: Value = serde_json::from_str(
+        r#"{"architectures":["BertModel"],"model_type":"bert","hidden_size":768}"#,
+    )
+    .unwrap();
     assert!(!looks_like_config(&hf));
-    let diffusers: Value = serde_json::from_str(r#"{"_class_name":"UNet2DModel","_diffusers_version":"0.30.0"}"#).unwrap();
+    let diffusers: Value =
+        serde_json::from_str(r#"{"_class_name":"UNet2DModel","_diffusers_version":"0.30.0"}"#)
+            .unwrap();
     assert!(!looks_like_config(&diffusers));
 }
 
@@ -128,12 +172,15 @@ fn deep_and_wide_configs_stay_bounded() {
     let layers: Vec<Value> = (0..500)
         .map(|i| serde_json::json!({"class_name": "Lambda", "config": {"name": format!("l{i}")}}))
         .collect();
-    let findings = check_config_value(&serde_json::json!({"class_name": "X", "config": {"layers": layers}}));
+    let findings =
+        check_config_value(&serde_json::json!({"class_name": "X", "config": {"layers": layers}}));
     assert!(findings.len() <= crate::finding::CappedFindings::CAP + 1);
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras-h5").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/keras-h5")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -143,6 +190,9 @@ const H5_VERDICTS: &[(&str, &[Code])] = &[
     ("real-benign-sequential.h5", &[]),
     ("real-weights-only.weights.h5", &[]),
     ("real-lambda.h5", &[Code::KerasUnsafeLayer]),
+    ("tfk-benign.h5", &[]),
+    ("tfk-weights-only.h5", &[]),
+    ("tfk-lambda.h5", &[Code::KerasUnsafeLayer]),
     ("benign-keras2-model.h5", &[]),
     ("benign-dense-vlen.h5", &[]),
     ("benign-plain-data.h5", &[]),
@@ -172,7 +222,10 @@ fn hdf5_samples_get_their_verdicts() {
     }
     assert!(looks_like_hdf5(&fixture("lambda-userblock.h5")).unwrap());
     let unicode = check_hdf5(&fixture("lambda-unicode-escape.h5")).unwrap();
-    assert_eq!(unicode[0].location.as_deref(), Some("model_config:$.config.layers[1]"));
+    assert_eq!(
+        unicode[0].location.as_deref(),
+        Some("model_config:$.config.layers[1]")
+    );
 }
 
 #[test]
@@ -195,14 +248,22 @@ fn keras_archive_configs_saved_by_keras_are_read_exactly() {
     ] {
         let archive = fixture(name);
         let listing = zip::list(&archive, &zip::ZipLimits::default()).unwrap();
-        let member = listing.members.iter().find(|m| m.name == "config.json").unwrap();
+        let member = listing
+            .members
+            .iter()
+            .find(|m| m.name == "config.json")
+            .unwrap();
         let bytes = zip::read_member(&archive, member, 1 << 20).unwrap().bytes;
         let value: Value = serde_json::from_slice(&bytes).unwrap();
         assert!(looks_like_config(&value), "{name}");
         let mut got = codes(&check_config_value(&value));
         got.dedup();
         assert_eq!(got, expected, "{name}");
-        let weights = listing.members.iter().find(|m| m.name == "model.weights.h5").unwrap();
+        let weights = listing
+            .members
+            .iter()
+            .find(|m| m.name == "model.weights.h5")
+            .unwrap();
         let weights = zip::read_member(&archive, weights, 1 << 20).unwrap().bytes;
         assert!(check_hdf5(&weights).unwrap().is_empty(), "{name} weights");
     }

@@ -28,7 +28,10 @@ pub(super) fn attributes(
         return Ok(());
     }
     if file.is_undefined(info.name_index) {
-        return Err(malformed("attribute info (heap without name index)", info.at));
+        return Err(malformed(
+            "attribute info (heap without name index)",
+            info.at,
+        ));
     }
     let heap = Heap::open(file, info.heap)?;
     let records = btree_records(file, info.name_index, BTREE_ATTRIBUTE_NAMES)?;
@@ -105,8 +108,7 @@ impl Heap {
         if max_direct > MAX_READ || !(1..=64).contains(&max_heap_bits) || root_rows > 64 {
             return Err(limit("fractal heap geometry"));
         }
-        let direct_rows =
-            u64::from(max_direct.ilog2()) - u64::from(start_block.ilog2()) + 2;
+        let direct_rows = u64::from(max_direct.ilog2()) - u64::from(start_block.ilog2()) + 2;
         let offset_size = u8::try_from(max_heap_bits.div_ceil(8))
             .map_err(|_| malformed("fractal heap size", at))?;
         // libhdf5: the smaller of the bytes for an offset within the largest direct block and
@@ -191,7 +193,10 @@ impl Heap {
             let bytes = file.read(entry, u64::from(file.offsets), "fractal heap block address")?;
             let child = le(&bytes);
             if file.is_undefined(child) {
-                return Err(malformed("fractal heap (object in an unallocated block)", block));
+                return Err(malformed(
+                    "fractal heap (object in an unallocated block)",
+                    block,
+                ));
             }
             let within = rel - start;
             if row < self.direct_rows {
@@ -223,7 +228,9 @@ impl Heap {
             let size = if row < 2 {
                 self.start_block
             } else {
-                self.start_block.checked_shl((row - 1) as u32).ok_or_else(bad)?
+                self.start_block
+                    .checked_shl((row - 1) as u32)
+                    .ok_or_else(bad)?
             };
             let span = size.checked_mul(self.table_width).ok_or_else(bad)?;
             let row_end = row_start.checked_add(span).ok_or_else(bad)?;
@@ -257,7 +264,10 @@ impl Heap {
             + if self.checksummed { 4 } else { 0 };
         let end = within.checked_add(len);
         if within < header || end.is_none_or(|end| end > size) || size > self.max_direct {
-            return Err(malformed("fractal heap object (outside its direct block)", block));
+            return Err(malformed(
+                "fractal heap object (outside its direct block)",
+                block,
+            ));
         }
         let address = block
             .checked_add(within)
@@ -277,7 +287,10 @@ impl Heap {
             return Ok(Span::File { address, len });
         }
         if file.is_undefined(self.huge_btree) {
-            return Err(malformed("fractal heap (huge object without a B-tree)", self.at));
+            return Err(malformed(
+                "fractal heap (huge object without a B-tree)",
+                self.at,
+            ));
         }
         let key_len = usize::from(self.id_len.saturating_sub(1)).min(8);
         let key = le(id.get(1..1 + key_len).unwrap_or_default());
@@ -289,7 +302,10 @@ impl Heap {
                 return Ok(Span::File { address, len });
             }
         }
-        Err(malformed("fractal heap (huge object ID not in its B-tree)", self.at))
+        Err(malformed(
+            "fractal heap (huge object ID not in its B-tree)",
+            self.at,
+        ))
     }
 }
 
@@ -356,7 +372,10 @@ fn btree_records(file: &File<'_>, at: u64, kind: u8) -> Result<Vec<Vec<u8>>, Err
         }
     }
     if out.len() as u64 != total {
-        return Err(malformed("B-tree (record count differs from its header)", at));
+        return Err(malformed(
+            "B-tree (record count differs from its header)",
+            at,
+        ));
     }
     Ok(out)
 }
@@ -383,7 +402,11 @@ impl Geometry {
         let mut cumulative = vec![leaf];
         for level in 1..=u64::from(depth) {
             let below = *cumulative.last()?;
-            let total_size = if level > 1 { u64::from(enc_size(below)) } else { 0 };
+            let total_size = if level > 1 {
+                u64::from(enc_size(below))
+            } else {
+                0
+            };
             let pointer = u64::from(offsets) + u64::from(record_count_size) + total_size;
             let here = node_size.checked_sub(PREFIX + pointer)? / (record_size + pointer);
             if here == 0 {

@@ -108,7 +108,10 @@ pub(super) fn read(file: &File<'_>, address: u64) -> Result<Messages, Error> {
             };
             let message_at = cur.at();
             if cur.pos().saturating_add(usize::from(size)) > end {
-                return Err(malformed("object header message (past its chunk)", message_at));
+                return Err(malformed(
+                    "object header message (past its chunk)",
+                    message_at,
+                ));
             }
             let body = cur.bytes(usize::from(size))?;
             count += 1;
@@ -122,7 +125,10 @@ pub(super) fn read(file: &File<'_>, address: u64) -> Result<Messages, Error> {
                 MSG_ATTRIBUTE => out.attributes.push(body.to_vec()),
                 MSG_ATTRIBUTE_INFO => {
                     if out.attribute_info.is_some() {
-                        return Err(malformed("object header (two attribute info messages)", message_at));
+                        return Err(malformed(
+                            "object header (two attribute info messages)",
+                            message_at,
+                        ));
                     }
                     out.attribute_info = Some(attribute_info(file, body, message_at)?);
                 }
@@ -149,7 +155,10 @@ fn first_chunk_v1(file: &File<'_>, address: u64) -> Result<(u64, u64), Error> {
     let mut cur = Cursor::new(&head, address);
     let version = cur.u8()?;
     if version != 1 {
-        return Err(malformed(&format!("object header (version {version})"), address));
+        return Err(malformed(
+            &format!("object header (version {version})"),
+            address,
+        ));
     }
     cur.skip(7)?;
     let size = u64::from(cur.u32()?);
@@ -168,7 +177,10 @@ fn first_chunk_v2(file: &File<'_>, address: u64) -> Result<((u64, u64), bool), E
     cur.skip(4)?;
     let version = cur.u8()?;
     if version != 2 {
-        return Err(malformed(&format!("object header (version {version})"), address));
+        return Err(malformed(
+            &format!("object header (version {version})"),
+            address,
+        ));
     }
     let flags = cur.u8()?;
     if flags & 0x20 != 0 {
@@ -192,7 +204,10 @@ fn attribute_info(file: &File<'_>, body: &[u8], at: u64) -> Result<AttributeInfo
     let mut cur = Cursor::new(body, at);
     let version = cur.u8()?;
     if version != 0 {
-        return Err(malformed(&format!("attribute info (version {version})"), at));
+        return Err(malformed(
+            &format!("attribute info (version {version})"),
+            at,
+        ));
     }
     let flags = cur.u8()?;
     if flags & 0x01 != 0 {
@@ -221,15 +236,28 @@ pub(super) fn attribute(
     let name_size = usize::from(cur.u16()?);
     let type_size = usize::from(cur.u16()?);
     let space_size = usize::from(cur.u16()?);
-    let pad = |n: usize| if version == 1 { n.next_multiple_of(8) } else { n };
+    let pad = |n: usize| {
+        if version == 1 {
+            n.next_multiple_of(8)
+        } else {
+            n
+        }
+    };
     match version {
         1 | 2 => {}
         3 => cur.skip(1)?,
-        other => return Err(malformed(&format!("attribute message (version {other})"), 0)),
+        other => {
+            return Err(malformed(
+                &format!("attribute message (version {other})"),
+                0,
+            ))
+        }
     }
     let name_field = cur.bytes(pad(name_size))?;
+    // libhdf5 keeps `name_size - 1` bytes (the size counts a terminator it does not check)
+    // and, being C, stops at the first NUL: names are compared as it reads them.
     let name = name_field
-        .get(..name_size)
+        .get(..name_size.saturating_sub(1))
         .map(|name| name.split(|b| *b == 0).next().unwrap_or(name))
         .unwrap_or_default()
         .to_vec();
@@ -250,7 +278,9 @@ pub(super) fn attribute(
         return Ok(attribute);
     }
     if flags & 0x03 != 0 {
-        return Err(unsupported("attribute with a shared (committed) datatype or dataspace"));
+        return Err(unsupported(
+            "attribute with a shared (committed) datatype or dataspace",
+        ));
     }
     let elements = attribute
         .shape
@@ -331,7 +361,10 @@ fn vlen_strings(
 ) -> Result<Vec<Vec<u8>>, Error> {
     let reference = 4 + usize::from(file.offsets) + 4;
     if size != reference {
-        return Err(malformed(&format!("variable-length element size {size}"), 0));
+        return Err(malformed(
+            &format!("variable-length element size {size}"),
+            0,
+        ));
     }
     if elements > MAX_VLEN_ITEMS {
         return Err(limit("variable-length elements"));
@@ -352,10 +385,14 @@ fn vlen_strings(
             .checked_add(len)
             .filter(|total| *total <= MAX_VALUE)
             .ok_or_else(|| limit("variable-length string size"))?;
-        let index = u16::try_from(index).map_err(|_| malformed("global heap object index", collection))?;
+        let index =
+            u16::try_from(index).map_err(|_| malformed("global heap object index", collection))?;
         let (at, stored) = file.global_object(collection, index)?;
         if stored < len {
-            return Err(malformed("global heap object (shorter than its string)", at));
+            return Err(malformed(
+                "global heap object (shorter than its string)",
+                at,
+            ));
         }
         out.push(file.read(at, len, "global heap object")?);
     }

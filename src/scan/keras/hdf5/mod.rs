@@ -146,6 +146,9 @@ pub fn root_attributes(
     Ok(attributes)
 }
 
+/// A global heap collection's objects: index -> (address, size).
+type Collection = HashMap<u16, (u64, u64)>;
+
 /// An open HDF5 file: the source, where its addresses start and how wide they are.
 pub(crate) struct File<'a> {
     source: &'a dyn ReadAt,
@@ -158,7 +161,7 @@ pub(crate) struct File<'a> {
     root: u64,
     reads: std::cell::Cell<u64>,
     /// Global heap collections already indexed: object index -> (address, size).
-    collections: std::cell::RefCell<HashMap<u64, HashMap<u16, (u64, u64)>>>,
+    collections: std::cell::RefCell<HashMap<u64, Collection>>,
 }
 
 impl<'a> File<'a> {
@@ -255,7 +258,10 @@ impl<'a> File<'a> {
         let at = self
             .base
             .checked_add(address)
-            .filter(|at| at.checked_add(len).is_some_and(|end| end <= self.source.size()))
+            .filter(|at| {
+                at.checked_add(len)
+                    .is_some_and(|end| end <= self.source.size())
+            })
             .ok_or_else(|| malformed(&format!("{what} (address {address} past the end)"), 0))?;
         Ok(at)
     }
@@ -279,7 +285,7 @@ impl<'a> File<'a> {
         found.ok_or_else(|| malformed("global heap object index", collection))
     }
 
-    fn index_collection(&self, collection: u64) -> Result<HashMap<u16, (u64, u64)>, Error> {
+    fn index_collection(&self, collection: u64) -> Result<Collection, Error> {
         let lengths = u64::from(self.lengths);
         let head = self.read(collection, 8 + lengths, "global heap collection")?;
         let mut cur = Cursor::new(&head, collection);
@@ -291,7 +297,10 @@ impl<'a> File<'a> {
         let object_header = 8 + lengths;
         let mut objects = HashMap::new();
         let mut pos = 8 + lengths;
-        while pos.checked_add(object_header).is_some_and(|end| end <= size) {
+        while pos
+            .checked_add(object_header)
+            .is_some_and(|end| end <= size)
+        {
             let at = collection
                 .checked_add(pos)
                 .ok_or_else(|| malformed("global heap object", collection))?;

@@ -37,8 +37,7 @@ fn reads_every_root_attribute_as_h5py_does() {
     assert!(files.len() >= 15, "reference lists {} files", files.len());
     for (file, expected) in files {
         let bytes = std::fs::read(fixtures().join(file)).unwrap();
-        let ours = root_attributes(&bytes, &|_| true)
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let ours = root_attributes(&bytes, &|_| true).unwrap_or_else(|e| panic!("{file}: {e}"));
         let mut ours: Vec<serde_json::Value> = ours
             .iter()
             .map(|a| {
@@ -81,7 +80,11 @@ fn reads_dense_and_huge_attributes() {
 
 #[test]
 fn truncations_and_corruptions_never_panic() {
-    for name in ["lambda-dense-attributes.h5", "benign-dense-vlen.h5", "real-lambda.h5"] {
+    for name in [
+        "lambda-dense-attributes.h5",
+        "benign-dense-vlen.h5",
+        "real-lambda.h5",
+    ] {
         let bytes = std::fs::read(fixtures().join(name)).unwrap();
         for cut in (0..bytes.len()).step_by(97) {
             let _ = root_attributes(&bytes[..cut].to_vec(), &|_| true);
@@ -132,4 +135,18 @@ fn refuses_loops_and_out_of_file_addresses() {
         root_attributes(&bytes, &|_| true),
         Err(Error::Malformed { .. })
     ));
+}
+
+/// Names are cut as libhdf5 cuts them: `name_size - 1` bytes, then at the first NUL. A name
+/// stored without its terminator must not read as a different name than h5py sees.
+#[test]
+fn attribute_names_are_cut_as_libhdf5_cuts_them() {
+    let mut bytes = std::fs::read(fixtures().join("lambda-compact-json.h5")).unwrap();
+    let at = bytes
+        .windows(13)
+        .position(|w| w == b"model_config\0")
+        .unwrap();
+    bytes[at + 12] = b'X';
+    let attrs = root_attributes(&bytes, &|_| true).unwrap();
+    assert!(attrs.iter().any(|a| a.name == b"model_config"));
 }
