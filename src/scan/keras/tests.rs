@@ -205,6 +205,7 @@ const H5_VERDICTS: &[(&str, &[Code])] = &[
     ("lambda-dense-attributes.h5", &[Code::KerasUnsafeLayer]),
     ("lambda-dense-huge-vlen.h5", &[Code::KerasUnsafeLayer]),
     ("lambda-huge-compact-v1.h5", &[Code::KerasUnsafeLayer]),
+    ("lambda-among-1200-attributes.h5", &[Code::KerasUnsafeLayer]),
     ("lambda-userblock.h5", &[Code::KerasUnsafeLayer]),
     ("exec-in-training-config.h5", &[Code::KerasUnsafeLayer]),
     ("model-config-not-json.h5", &[Code::KerasMalformed]),

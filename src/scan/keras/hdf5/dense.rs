@@ -326,8 +326,17 @@ fn btree_records(file: &File<'_>, at: u64, kind: u8) -> Result<Vec<Vec<u8>>, Err
     let root = cur.uint(file.offsets)?;
     let root_records = u64::from(cur.u16()?);
     let total = cur.uint(file.lengths)?;
-    if depth > MAX_DEPTH || node_size > MAX_READ || record_size == 0 {
+    if depth > MAX_DEPTH || node_size > MAX_READ {
         return Err(limit("B-tree geometry"));
+    }
+    // Each record type has one size: heap ID, flags, creation order and name hash for the
+    // name index; address, length and ID for huge objects.
+    let expected = match kind {
+        BTREE_ATTRIBUTE_NAMES => 8 + 1 + 4 + 4,
+        _ => u64::from(file.offsets) + 2 * u64::from(file.lengths),
+    };
+    if record_size != expected {
+        return Err(malformed(&format!("B-tree record size {record_size}"), at));
     }
     if total > MAX_ATTRIBUTES as u64 {
         return Err(limit("B-tree records"));

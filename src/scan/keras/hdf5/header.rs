@@ -290,6 +290,7 @@ pub(super) fn attribute(
         .checked_mul(u64::from(element_size))
         .filter(|len| *len <= MAX_VALUE)
         .ok_or_else(|| limit("attribute value size"))?;
+    file.keep(len)?;
     let data = span.read(file, data_at, len)?;
     let size = usize::try_from(element_size).map_err(|_| limit("attribute element size"))?;
     attribute.value = Some(match (class, vlen_string) {
@@ -394,6 +395,7 @@ fn vlen_strings(
                 at,
             ));
         }
+        file.keep(len)?;
         out.push(file.read(at, len, "global heap object")?);
     }
     Ok(out)

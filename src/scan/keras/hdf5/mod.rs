@@ -40,6 +40,10 @@ const MAX_ATTRIBUTES: usize = 65_536;
 const MAX_READS: u64 = 1_000_000;
 /// Largest single metadata read (heap blocks, B-tree nodes, chunks).
 const MAX_READ: u64 = 16 << 20;
+/// Most bytes read in one run, and most bytes of values kept (duplicate attributes could
+/// otherwise point at the same large region again and again).
+const MAX_TOTAL_READ: u64 = 1 << 30;
+const MAX_TOTAL_VALUES: u64 = 256 << 20;
 /// Most variable-length string elements decoded for one file.
 const MAX_VLEN_ITEMS: u64 = 1 << 20;
 
@@ -160,6 +164,8 @@ pub(crate) struct File<'a> {
     /// The root group's object header address.
     root: u64,
     reads: std::cell::Cell<u64>,
+    bytes_read: std::cell::Cell<u64>,
+    values: std::cell::Cell<u64>,
     /// Global heap collections already indexed: object index -> (address, size).
     collections: std::cell::RefCell<HashMap<u64, Collection>>,
 }
@@ -179,6 +185,8 @@ impl<'a> File<'a> {
             lengths: 8,
             root: 0,
             reads: std::cell::Cell::new(0),
+            bytes_read: std::cell::Cell::new(0),
+            values: std::cell::Cell::new(0),
             collections: std::cell::RefCell::new(HashMap::new()),
         };
         let (offsets, lengths) = match version {
@@ -239,7 +247,22 @@ impl<'a> File<'a> {
         if len > MAX_READ.max(MAX_VALUE) {
             return Err(limit(what));
         }
+        let total = self.bytes_read.get().saturating_add(len);
+        self.bytes_read.set(total);
+        if total > MAX_TOTAL_READ {
+            return Err(limit("bytes read"));
+        }
         Ok(self.source.read_vec(at, len)?)
+    }
+
+    /// Accounts for `len` bytes of attribute values kept in memory.
+    fn keep(&self, len: u64) -> Result<(), Error> {
+        let total = self.values.get().saturating_add(len);
+        self.values.set(total);
+        if total > MAX_TOTAL_VALUES {
+            return Err(limit("total size of attribute values"));
+        }
+        Ok(())
     }
 
     /// Reads up to `len` bytes at a file address, fewer if the file ends first.
