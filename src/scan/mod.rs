@@ -9,6 +9,7 @@
 
 pub mod compressed;
 pub mod gguf;
+mod json;
 pub mod keras;
 pub mod numpy;
 pub mod onnx;
@@ -258,7 +259,8 @@ impl Inspector<'_> {
         if head.starts_with(numpy::MAGIC) {
             return self.npy(source);
         }
-        if head.starts_with(keras::HDF5_MAGIC) {
+        // libhdf5 finds the superblock after a user block too (512, 1024, 2048... bytes).
+        if head.starts_with(keras::HDF5_MAGIC) || keras::looks_like_hdf5(source)? {
             return Ok(Scanned::new(Format::Hdf5, keras::check_hdf5(source)?));
         }
         if head.starts_with(WASM_MAGIC) {
@@ -495,7 +497,12 @@ impl Inspector<'_> {
             // a checkpoint that is rejected for its pickle anyway.
             findings.retain(|finding| finding.code != Code::UnknownFormat);
         }
-        if format == Format::Keras {
+        // A `config.json` that is JSON was checked as one with the other members; a Keras
+        // archive's that is not is refused here.
+        let config_is_json = member_formats
+            .iter()
+            .any(|(name, format)| *name == "config.json" && *format == Format::Json);
+        if format == Format::Keras && !config_is_json {
             if let Some(member) = config_json {
                 let bytes = zip::read_member(source, member, self.limits.max_inflated)
                     .map_err(io::Error::other)?;
@@ -640,7 +647,7 @@ impl Inspector<'_> {
         // Streamed, so that a large tokenizer.json costs no more memory than a small one.
         let reader = io::BufReader::new(source::Reader::new(source));
         if serde_json::from_reader::<_, serde::de::IgnoredAny>(reader).is_ok() {
-            return Ok(Scanned::new(Format::Json, Vec::new()));
+            return Ok(Scanned::new(Format::Json, json::check(source)?));
         }
         Ok(Scanned::new(Format::Text, Vec::new()))
     }

@@ -56,6 +56,23 @@ pub fn check(template: &str) -> Option<Finding> {
     )
 }
 
+/// Chat templates in a JSON config (`tokenizer_config.json`, `chat_template.json`): a
+/// `chat_template` string, or a list of `{"name", "template"}` entries.
+pub fn check_json(value: &serde_json::Value) -> Vec<Finding> {
+    let Some(templates) = value.get("chat_template") else {
+        return Vec::new();
+    };
+    let texts: Vec<&str> = match templates {
+        serde_json::Value::String(text) => vec![text.as_str()],
+        serde_json::Value::Array(entries) => entries
+            .iter()
+            .filter_map(|entry| entry.get("template").and_then(serde_json::Value::as_str))
+            .collect(),
+        _ => Vec::new(),
+    };
+    texts.into_iter().filter_map(check).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
