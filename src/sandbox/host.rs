@@ -173,14 +173,12 @@ fn run_stages(
     stats: &mut Stats,
     store_slot: &mut Option<Store<HostState>>,
 ) -> Result<Memory, Stop> {
-    let binary = engine::binary(&plugin.bytes)?;
-    engine::check_abi_section(&binary)?;
     let engine =
         engine::engine(limits).map_err(|message| Stop::Error(SandboxError::Engine { message }))?;
     let deadline = started + limits.timeout;
 
     let compile_started = Instant::now();
-    let module = compile(&engine, binary.into_owned(), deadline, limits)?;
+    let module = compile(&engine, plugin.bytes.to_vec(), deadline, limits)?;
     stats.compile_ms = millis_since(compile_started);
     engine::check_module(&module, limits)?;
 
@@ -314,11 +312,12 @@ fn run_stages(
     Ok(memory)
 }
 
-/// Compiles on a helper thread so that a module built to be slow to compile cannot hold the
-/// caller past its deadline (the thread is abandoned and finishes on its own).
+/// Converts WAT text, checks the ABI section and compiles, all on a helper thread, so that
+/// text or a module built to be slow to parse or compile cannot hold the caller past its
+/// deadline (the thread is abandoned and finishes on its own).
 fn compile(
     engine: &Engine,
-    binary: Vec<u8>,
+    bytes: Vec<u8>,
     deadline: Instant,
     limits: &Limits,
 ) -> Result<Module, Stop> {
@@ -327,7 +326,11 @@ fn compile(
     thread::Builder::new()
         .name("modelvet-compile".into())
         .spawn(move || {
-            let _ = sender.send(Module::new(&compiler, &binary));
+            let prepared = engine::binary(&bytes).and_then(|binary| {
+                engine::check_abi_section(&binary)?;
+                Ok(binary.into_owned())
+            });
+            let _ = sender.send(prepared.map(|binary| Module::new(&compiler, &binary)));
         })
         .map_err(|error| {
             Stop::Error(SandboxError::Engine {
@@ -335,8 +338,9 @@ fn compile(
             })
         })?;
     match receiver.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        Ok(Ok(module)) => Ok(module),
-        Ok(Err(error)) => Err(Finding::new(
+        Ok(Err(refused)) => Err(refused.into()),
+        Ok(Ok(Ok(module))) => Ok(module),
+        Ok(Ok(Err(error))) => Err(Finding::new(
             Code::PluginInvalidModule,
             format!(
                 "the module does not compile: {}",

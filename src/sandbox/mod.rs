@@ -38,6 +38,11 @@ pub const DEFAULT_MEMORY_BYTES: u64 = 512 << 20;
 pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
 /// Largest plugin module accepted, in bytes.
 pub const MAX_MODULE_BYTES: usize = 64 << 20;
+
+/// The largest WAT text accepted: text is converted to a module before any check, so its
+/// parser meets hostile bytes first; it runs under the plugin's deadline, and this cap
+/// bounds its memory (hand-written plugins are far smaller).
+pub const MAX_WAT_BYTES: usize = 4 << 20;
 /// The ABI version this host speaks.
 pub const ABI_VERSION: u32 = 1;
 
@@ -228,12 +233,19 @@ pub fn invoke(
             }
         })?;
     }
-    if plugin.bytes.len() > MAX_MODULE_BYTES {
+    let text = !plugin.bytes.starts_with(b"\0asm");
+    let cap = if text {
+        MAX_WAT_BYTES
+    } else {
+        MAX_MODULE_BYTES
+    };
+    if plugin.bytes.len() > cap {
+        let kind = if text { "WAT text" } else { "module" };
         return Ok(Outcome::Failed(Failure {
             finding: Finding::new(
                 Code::PluginInvalidModule,
                 format!(
-                    "the module is {} bytes, more than the limit of {MAX_MODULE_BYTES}",
+                    "the {kind} is {} bytes, more than the limit of {cap}",
                     plugin.bytes.len()
                 ),
             ),

@@ -568,6 +568,19 @@ fn a_plugin_must_carry_abi_v1() {
         ..Wat::default()
     };
     assert_refused(&run_plugin(&not_wasm, false, &[]), "plugin-invalid-module");
+    // WAT text is parsed before any check, so it is capped far below binary modules.
+    let padding = format!(";; {}\n", "x".repeat(modelvet::sandbox::MAX_WAT_BYTES));
+    let huge_text = Wat {
+        extra: &padding,
+        ..Wat::default()
+    };
+    let run = run_plugin(&huge_text, false, &[]);
+    assert_refused(&run, "plugin-invalid-module");
+    assert!(
+        run.report.to_string().contains("WAT text"),
+        "{}",
+        run.report
+    );
 }
 
 #[test]
