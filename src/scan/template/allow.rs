@@ -170,7 +170,13 @@ pub(super) const METHODS: &[&str] = &[
 
 /// `loop` attributes that are integers.
 pub(super) const LOOP_INTEGERS: &[&str] = &[
-    "depth", "depth0", "index", "index0", "length", "revindex", "revindex0",
+    "depth",
+    "depth0",
+    "index",
+    "index0",
+    "length",
+    "revindex",
+    "revindex0",
 ];
 
 /// Attribute names that lead from an ordinary value to Python's machinery without a leading

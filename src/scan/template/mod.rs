@@ -25,6 +25,7 @@
 mod allow;
 mod facts;
 mod pystr;
+mod text;
 mod walk;
 mod yaml;
 
@@ -58,7 +59,7 @@ pub fn check(template: &str) -> Vec<Finding> {
     }
     let source = match prepare(template) {
         Ok(source) => source,
-        Err(finding) => return vec![finding],
+        Err(message) => return vec![invalid(message)],
     };
     match machinery::parse(&source, "chat_template", SyntaxConfig::default()) {
         Ok(ast) => walk::check(&ast, &source, MAX_FINDINGS),
@@ -137,9 +138,9 @@ fn check_value(value: &Value, location: &str) -> Vec<Finding> {
             for (index, entry) in entries.iter().enumerate() {
                 let name = entry.get("name").and_then(Value::as_str);
                 let template = entry.get("template").and_then(Value::as_str);
-                let fields_ok = entry.as_object().is_some_and(|map| {
-                    map.keys().all(|key| key == "name" || key == "template")
-                });
+                let fields_ok = entry
+                    .as_object()
+                    .is_some_and(|map| map.keys().all(|key| key == "name" || key == "template"));
                 match (name, template) {
                     (Some(name), Some(template)) if fields_ok => {
                         let here = format!("{location}[{}]", quote(name));
@@ -180,7 +181,7 @@ fn invalid(message: String) -> Finding {
 /// Rewrites Hugging Face's `{% generation %}` / `{% endgeneration %}` into `{% if true %}` /
 /// `{% endif %}` of the same length (so spans still point into `template`), and bounds the
 /// tokens of each tag. Lexer errors are left for the parser to report.
-fn prepare(template: &str) -> Result<Cow<'_, str>, Finding> {
+fn prepare(template: &str) -> Result<Cow<'_, str>, String> {
     let mut edits: Vec<(usize, &str, &str)> = Vec::new();
     let mut tokens = machinery::tokenize(template, false, SyntaxConfig::default());
     let mut in_tag = 0usize;
@@ -193,10 +194,10 @@ fn prepare(template: &str) -> Result<Cow<'_, str>, Finding> {
             _ if in_tag > 0 => {
                 in_tag += 1;
                 if in_tag > MAX_TAG_TOKENS {
-                    return Err(invalid(format!(
+                    return Err(format!(
                         "chat template line {}: a tag holds more than {MAX_TAG_TOKENS} tokens",
                         span.start_line
-                    )));
+                    ));
                 }
             }
             _ => {}

@@ -123,7 +123,10 @@ mod tests {
     #[test]
     fn decodes_like_python_unicode_escape() {
         assert_eq!(decode_literals("'content'").unwrap(), "content");
-        assert_eq!(decode_literals(r"'\x5f\x5fclass\x5f\x5f'").unwrap(), "__class__");
+        assert_eq!(
+            decode_literals(r"'\x5f\x5fclass\x5f\x5f'").unwrap(),
+            "__class__"
+        );
         assert_eq!(decode_literals(r#""\u005f\U0000005fa""#).unwrap(), "__a");
         assert_eq!(decode_literals(r"'\137\137' '_x'").unwrap(), "___x");
         assert_eq!(decode_literals("'a\\\nb'").unwrap(), "ab");

@@ -11,6 +11,7 @@ use minijinja::machinery::Span;
 use minijinja::value::ValueKind;
 
 use super::facts::{arg_expr, is_int, Binding, Facts, Solved};
+use super::text::{jinja2_tag_in_raw, plain_format_fields, unpacked};
 use super::{allow, pystr};
 use crate::finding::{quote, Code, Finding};
 
@@ -281,7 +282,10 @@ impl<'w, 'a> Walker<'w, 'a> {
         if allow::is_internal(name) {
             self.inject(
                 span,
-                format!("accesses attribute `{}`, which reaches Python internals", quote(name)),
+                format!(
+                    "accesses attribute `{}`, which reaches Python internals",
+                    quote(name)
+                ),
             );
         }
     }
@@ -372,9 +376,11 @@ impl<'w, 'a> Walker<'w, 'a> {
     /// text names the same value throughout a loop or an `if` body.
     fn stable(&self, expr: &Expr<'_>) -> bool {
         match expr {
-            Expr::Var(v) => self.facts.bindings.get(v.id).is_none_or(|bindings| {
-                !bindings.iter().any(|b| matches!(b, Binding::Value(_)))
-            }),
+            Expr::Var(v) => self
+                .facts
+                .bindings
+                .get(v.id)
+                .is_none_or(|bindings| !bindings.iter().any(|b| matches!(b, Binding::Value(_)))),
             Expr::GetAttr(a) => !allow::is_internal(a.name) && self.stable(&a.expr),
             _ => false,
         }
@@ -426,24 +432,22 @@ impl<'w, 'a> Walker<'w, 'a> {
                 out.push((v.id, Known::Int));
             }
             (_, Expr::List(list)) => {
-                let arity = match target {
-                    Expr::Tuple(t) => t.items.len(),
-                    _ => 1,
-                };
+                let targets = unpacked(target);
+                let arity = targets.map_or(1, <[Expr<'a>]>::len);
                 for position in 0..arity {
-                    let name = match target {
-                        Expr::Tuple(t) => t.items.get(position),
-                        other => Some(other),
+                    let name = match targets {
+                        Some(items) => items.get(position),
+                        None => Some(target),
                     };
                     let Some(Expr::Var(v)) = name else { continue };
                     let values: Option<Vec<Option<String>>> = list
                         .items
                         .iter()
-                        .map(|item| match (target, item) {
-                            (Expr::Tuple(_), Expr::Tuple(t)) if t.items.len() == arity => {
-                                t.items.get(position).and_then(|e| self.literal(e))
+                        .map(|item| match (targets, unpacked(item)) {
+                            (Some(_), Some(items)) if items.len() == arity => {
+                                items.get(position).and_then(|e| self.literal(e))
                             }
-                            (Expr::Var(_), item) => self.literal(item),
+                            (None, _) => self.literal(item),
                             _ => None,
                         })
                         .collect();
@@ -456,7 +460,9 @@ impl<'w, 'a> Walker<'w, 'a> {
                 // `for k in d`, `for k in d.keys()`, `for k, v in d|items` / `d.items()` /
                 // `d|dictsort`: `k` is a key of `d`.
                 let (container, pairs) = match iter {
-                    Expr::Filter(f) if matches!(f.name, "items" | "dictsort") && f.args.is_empty() => {
+                    Expr::Filter(f)
+                        if matches!(f.name, "items" | "dictsort") && f.args.is_empty() =>
+                    {
                         (f.expr.as_ref(), true)
                     }
                     Expr::Call(c) if c.args.is_empty() => match &c.expr {
@@ -466,12 +472,9 @@ impl<'w, 'a> Walker<'w, 'a> {
                     },
                     other => (Some(other), false),
                 };
-                let key = match (target, pairs) {
-                    (Expr::Var(v), false) => Some(v),
-                    (Expr::Tuple(t), true) => match t.items.first() {
-                        Some(Expr::Var(v)) => Some(v),
-                        _ => None,
-                    },
+                let key = match (target, unpacked(target), pairs) {
+                    (Expr::Var(v), _, false) => Some(v),
+                    (_, Some([Expr::Var(v), _]), true) => Some(v),
                     _ => None,
                 };
                 if let (Some(container), Some(key)) = (container, key) {
@@ -584,7 +587,10 @@ impl<'w, 'a> Walker<'w, 'a> {
                 if !allow::TESTS.contains(&t.name) {
                     self.inject(
                         expr.span(),
-                        format!("uses test `{}`, which is not on the allowlist", quote(t.name)),
+                        format!(
+                            "uses test `{}`, which is not on the allowlist",
+                            quote(t.name)
+                        ),
                     );
                 }
                 self.expr(&t.expr);
@@ -666,7 +672,10 @@ impl<'w, 'a> Walker<'w, 'a> {
         if !allow::FILTERS.contains(&f.name) {
             self.inject(
                 span,
-                format!("uses filter `{}`, which is not on the allowlist", quote(f.name)),
+                format!(
+                    "uses filter `{}`, which is not on the allowlist",
+                    quote(f.name)
+                ),
             );
             return;
         }
@@ -679,7 +688,10 @@ impl<'w, 'a> Walker<'w, 'a> {
         {
             self.inject(
                 span,
-                format!("passes `*`/`**` arguments to `{}`, hiding what it looks up", f.name),
+                format!(
+                    "passes `*`/`**` arguments to `{}`, hiding what it looks up",
+                    f.name
+                ),
             );
             return;
         }
@@ -773,58 +785,4 @@ impl<'w, 'a> Walker<'w, 'a> {
             );
         }
     }
-}
-
-/// Whether every replacement field of a `str.format` string is `{}`, `{0}` or `{name}` with
-/// an optional `!r`/`!s`/`!a` and a spec without nested fields: no `.attr` or `[key]` walks.
-fn plain_format_fields(text: &str) -> bool {
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' if chars.peek() == Some(&'{') => {
-                chars.next();
-            }
-            '}' if chars.peek() == Some(&'}') => {
-                chars.next();
-            }
-            '{' => {
-                let mut field = String::new();
-                loop {
-                    match chars.next() {
-                        Some('}') => break,
-                        Some('{') | None => return false,
-                        Some(c) => field.push(c),
-                    }
-                }
-                let name = field.split(['!', ':']).next().unwrap_or_default();
-                let plain = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    && !name.starts_with('_');
-                if !plain {
-                    return false;
-                }
-            }
-            '}' => return false,
-            _ => {}
-        }
-    }
-    true
-}
-
-/// Where raw text holds what Jinja2 would read as `{% endraw %}`: MiniJinja only skips ASCII
-/// whitespace inside that tag, Jinja2 skips any Python whitespace (`\v`, `\u00a0`...), so
-/// text MiniJinja keeps raw could be code to Jinja2.
-fn jinja2_tag_in_raw(raw: &str) -> Option<usize> {
-    let mut from = 0usize;
-    while let Some(found) = raw.get(from..).and_then(|rest| rest.find("{%")) {
-        let at = from + found;
-        let rest = raw.get(at + 2..).unwrap_or_default();
-        let rest = rest.strip_prefix(['-', '+']).unwrap_or(rest);
-        // Python's `\s` also counts the separators U+001C..U+001F, which Rust does not.
-        let rest = rest.trim_start_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c));
-        if rest.starts_with("endraw") {
-            return Some(at);
-        }
-        from = at + 2;
-    }
-    None
 }

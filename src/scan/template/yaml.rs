@@ -27,13 +27,8 @@ pub(super) fn to_json(text: &str) -> Result<Value, String> {
     let mut documents = 0usize;
     let mut nodes = 0usize;
     for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|error| {
-            format!(
-                "line {}: {}",
-                error.marker().line(),
-                quote(error.info())
-            )
-        })?;
+        let (event, span) = event
+            .map_err(|error| format!("line {}: {}", error.marker().line(), quote(error.info())))?;
         let line = span.start.line();
         let refused = |what: &str| format!("line {line}: uses {what}");
         let (anchor, tagged) = match &event {
