@@ -341,7 +341,7 @@ impl<'a> Parser<'a> {
             },
             _ if key.starts_with(b"tokenizer.chat_template") => {
                 if let Value::Str(template) = value {
-                    if let Some(finding) = super::template::check(template) {
+                    for finding in super::template::check(template) {
                         self.findings.push(finding.at(format!("@{at}")));
                     }
                 }

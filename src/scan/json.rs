@@ -51,6 +51,53 @@ pub fn check(source: &dyn ReadAt) -> io::Result<Vec<Finding>> {
     Ok(findings)
 }
 
+/// Findings about a text file whose name says it holds templates: a standalone Jinja file
+/// (`*.jinja`, `*.j2`) is a template; a YAML config is searched for `chat_template` keys.
+pub fn check_text(source: &dyn ReadAt, name: &str) -> io::Result<Vec<Finding>> {
+    let extension = std::path::Path::new(name)
+        .extension()
+        .and_then(|ext| ext.to_str())
+        .map(str::to_ascii_lowercase);
+    let kind = match extension.as_deref() {
+        Some("jinja" | "j2") => TextKind::Jinja,
+        Some("yaml" | "yml") => TextKind::Yaml,
+        _ => return Ok(Vec::new()),
+    };
+    if source.size() > WHOLE_JSON {
+        return Ok(vec![Finding::new(
+            crate::finding::Code::ChatTemplateInvalid,
+            format!(
+                "a {} bytes template file is larger than the {WHOLE_JSON} bytes modelvet reads to check it",
+                source.size()
+            ),
+        )]);
+    }
+    let bytes = source.read_vec(0, source.size())?;
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Ok(match kind {
+            TextKind::Jinja => vec![Finding::new(
+                crate::finding::Code::ChatTemplateInvalid,
+                "a template file that is not UTF-8 cannot be checked",
+            )],
+            TextKind::Yaml => Vec::new(),
+        });
+    };
+    Ok(match kind {
+        TextKind::Jinja => template::check(text),
+        // A key can only be spelled `chat_template`, or with escapes in a quoted scalar;
+        // other YAML (anchors and all) is left to its own loaders.
+        TextKind::Yaml if text.contains("chat_template") || text.contains('\\') => {
+            template::check_yaml(text)
+        }
+        TextKind::Yaml => Vec::new(),
+    })
+}
+
+enum TextKind {
+    Jinja,
+    Yaml,
+}
+
 /// Keeps the [`KEYS`] of a top-level object; anything else is skipped without being built.
 struct TopLevel;
 

@@ -322,7 +322,7 @@ impl Inspector<'_> {
         if has_extension(name, &["npy"]) {
             return self.npy(source);
         }
-        self.text_or_unknown(source, head)
+        self.text_or_unknown(source, name, head)
     }
 
     /// GGUF metadata sits at the front but its size is only known by parsing it, so the window
@@ -624,32 +624,38 @@ impl Inspector<'_> {
         Ok(Some(Scanned::new(format, findings)))
     }
 
-    fn text_or_unknown(&mut self, source: &dyn ReadAt, head: &[u8]) -> io::Result<Scanned> {
+    fn text_or_unknown(
+        &mut self,
+        source: &dyn ReadAt,
+        name: &str,
+        head: &[u8],
+    ) -> io::Result<Scanned> {
         let size = source.size();
-        let unknown = || {
-            Scanned::new(
-                Format::Unknown,
-                vec![Finding::new(
-                    Code::UnknownFormat,
-                    "content is not a format modelvet recognises",
-                )],
-            )
+        // A file named as a template is checked as one even with control bytes in it (a
+        // renderer does not care whether the text is printable).
+        let unknown = |source: &dyn ReadAt| -> io::Result<Scanned> {
+            let mut findings = vec![Finding::new(
+                Code::UnknownFormat,
+                "content is not a format modelvet recognises",
+            )];
+            findings.extend(json::check_text(source, name)?);
+            Ok(Scanned::new(Format::Unknown, findings))
         };
         // Cheap rejection first: binary data fails within its first bytes.
         if !text::printable_prefix(head, head.len() as u64 == size)
             || size > self.limits.max_text_bytes
         {
-            return Ok(unknown());
+            return unknown(source);
         }
         if !text::is_printable(source)? {
-            return Ok(unknown());
+            return unknown(source);
         }
         // Streamed, so that a large tokenizer.json costs no more memory than a small one.
         let reader = io::BufReader::new(source::Reader::new(source));
         if serde_json::from_reader::<_, serde::de::IgnoredAny>(reader).is_ok() {
             return Ok(Scanned::new(Format::Json, json::check(source)?));
         }
-        Ok(Scanned::new(Format::Text, Vec::new()))
+        Ok(Scanned::new(Format::Text, json::check_text(source, name)?))
     }
 
     fn depth_exceeded(&self, format: Format, depth: u32) -> Option<Scanned> {
