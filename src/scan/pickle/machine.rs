@@ -32,6 +32,8 @@ const MAX_TRACKED_TOTAL: usize = 16 << 20;
 const MAX_NAME_BYTES: usize = 1024;
 /// The shortest constant worth analysing as a nested pickle (`c` + `a\n` + `b\n`).
 const MIN_NESTED: usize = 5;
+/// joblib's wrapper for an array whose raw bytes follow inline.
+const JOBLIB_WRAPPER: &str = "joblib.numpy_pickle.NumpyArrayWrapper";
 /// Frame violations reported per stream before the rest are only counted by the first.
 const MAX_FRAME_NOTES: usize = 8;
 
@@ -98,6 +100,8 @@ pub(super) struct Note {
     message: String,
     offset: u64,
     global: Option<String>,
+    /// Said for information only (what the bytes are), not as a problem.
+    info: bool,
 }
 
 impl Note {
@@ -107,11 +111,15 @@ impl Note {
             message,
             offset,
             global: None,
+            info: false,
         }
     }
 
     pub(super) fn into_finding(self) -> Finding {
-        let finding = Finding::new(self.code, self.message).at(format!("@{}", self.offset));
+        let mut finding = Finding::new(self.code, self.message).at(format!("@{}", self.offset));
+        if self.info {
+            finding = finding.with_severity(crate::finding::Severity::Info);
+        }
         match self.global {
             Some(global) => finding.with_global(global),
             None => finding,
@@ -133,6 +141,8 @@ pub(super) struct Inner {
     pub(super) structural: bool,
     /// The strongest import evidence of the recognised streams.
     pub(super) code: Option<Strength>,
+    /// Some import was spelled out whole (not a GLOBAL line cut by the end of the input).
+    pub(super) whole_import: bool,
     seen: HashSet<String>,
 }
 
@@ -149,6 +159,7 @@ impl Inner {
             notes: Vec::new(),
             structural: false,
             code: None,
+            whole_import: false,
             seen: HashSet::new(),
         }
     }
@@ -158,6 +169,7 @@ impl Inner {
         self.is_pickle = true;
         self.structural |= out.structural();
         self.code = self.code.max(out.code);
+        self.whole_import |= out.whole_import;
         self.streams = self.streams.saturating_add(1);
         self.protocol = self.protocol.max(out.protocol);
         self.calls = self.calls.saturating_add(out.calls);
@@ -315,6 +327,7 @@ struct StreamOut {
     end_pos: usize,
     starts_with_proto: bool,
     saw_frame: bool,
+    whole_import: bool,
     /// How surely the stream's imports reach code, if it imports anything.
     code: Option<Strength>,
     protocol: Option<u8>,
@@ -327,6 +340,7 @@ impl StreamOut {
     /// Takes in another dialect's imports: what any reader imports counts.
     fn merge(&mut self, other: StreamOut) {
         self.code = self.code.max(other.code);
+        self.whole_import |= other.whole_import;
         let known: HashSet<String> = self.globals.iter().map(|g| g.global.written()).collect();
         let mut added = false;
         for imported in other.globals {
@@ -452,6 +466,10 @@ struct Stream<'a, 'c> {
     /// Python: where the current frame ends.
     frame: Option<usize>,
     saw_frame: bool,
+    /// Whether an import was spelled out whole.
+    whole_import: bool,
+    /// The last opcode executed.
+    last_op: u8,
     /// The strongest import so far.
     imported: Option<Strength>,
     protocol: Option<u8>,
@@ -491,6 +509,8 @@ impl<'a, 'c> Stream<'a, 'c> {
             buf_end: start,
             frame: None,
             saw_frame: false,
+            whole_import: false,
+            last_op: 0,
             imported: None,
             protocol: None,
             current_protocol: 0,
@@ -509,7 +529,10 @@ impl<'a, 'c> Stream<'a, 'c> {
             }
             let at = self.pos;
             match self.step(at) {
-                Ok(None) => self.check_frame(at),
+                Ok(None) => {
+                    self.last_op = self.data.get(at).copied().unwrap_or(0);
+                    self.check_frame(at);
+                }
                 Ok(Some(stop)) | Err(stop) => break stop,
             }
         };
@@ -526,6 +549,7 @@ impl<'a, 'c> Stream<'a, 'c> {
             end_pos,
             starts_with_proto: self.starts_with_proto,
             saw_frame: self.saw_frame,
+            whole_import: self.whole_import,
             code,
             protocol: self.protocol,
             globals: self.globals,
@@ -736,6 +760,7 @@ impl<'a, 'c> Stream<'a, 'c> {
                     _ => ("?".to_owned(), false),
                 };
                 let ((module, module_known), (attribute, _)) = (known(module), known(attribute));
+                self.whole_import = true;
                 let (global, mut strength) = make_global(module, attribute, self.current_protocol);
                 if !module_known {
                     strength = Strength::Strong;
@@ -758,6 +783,7 @@ impl<'a, 'c> Stream<'a, 'c> {
                     spelled: None,
                 };
                 let qualified = global.qualified();
+                self.whole_import = true;
                 if self.record(at, name, (global, Strength::Strong))? {
                     let mut note = Note::new(
                         Code::PickleExtensionCode,
@@ -871,6 +897,7 @@ impl<'a, 'c> Stream<'a, 'c> {
         if at_end {
             return Err(self.truncated(at, name));
         }
+        self.whole_import = true;
         if op == b'i' {
             self.pop_mark(at, name)?;
             self.call(at, Value::Unknown)?;
@@ -1072,9 +1099,11 @@ impl<'a, 'c> Stream<'a, 'c> {
         let depth = self.depth.saturating_add(1);
         let inner = analyse_bytes(content, self.limits, self.budget, depth);
         let tripped = self.budget.is_tripped();
+        // A string that merely starts like GLOBAL (`coef_` is GLOBAL `oef` cut by its end) is
+        // a name, not a pickle: an import must be spelled out whole to count here.
         let counts = inner.is_pickle
             && !inner.weak_evidence()
-            && (!inner.globals.is_empty()
+            && (inner.whole_import
                 || inner.has_limit_or_extension()
                 || tripped
                 || (starts_with_proto && inner.end == End::Complete));
@@ -1346,8 +1375,20 @@ impl<'a, 'c> Stream<'a, 'c> {
     // ----- stopping
 
     fn malformed(&mut self, at: usize, message: String) -> Stop {
-        self.notes
-            .push(Note::new(Code::PickleMalformed, at as u64, message));
+        // joblib writes each array's raw bytes right after BUILD of its NumpyArrayWrapper and
+        // reads them itself; the stream goes on after them (the recovery scan follows it).
+        let joblib_array = self.last_op == b'b' && self.seen.contains(JOBLIB_WRAPPER);
+        let mut note = if joblib_array {
+            Note::new(
+                Code::PickleMalformed,
+                at as u64,
+                "raw array bytes written by joblib after a `NumpyArrayWrapper` (joblib reads them itself)".to_owned(),
+            )
+        } else {
+            Note::new(Code::PickleMalformed, at as u64, message)
+        };
+        note.info = joblib_array;
+        self.notes.push(note);
         Stop::Malformed { offset: at }
     }
 
