@@ -8,8 +8,9 @@
 //! rejects them rather than calling them unknown. This module does not look at the inflated
 //! content.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 
+use super::source::{ReadAt, Reader, Slice, Spill, Spilled};
 use crate::finding::{Code, Finding};
 
 /// A compression format recognised by its magic bytes.
@@ -76,32 +77,34 @@ pub fn sniff_unsupported(head: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// The inflated bytes, or the finding that says why they are not all there.
-#[derive(Debug)]
+/// The inflated bytes (in memory, or in a temporary file once large), or the finding that
+/// says why they are not all there.
 pub struct Inflated {
-    pub bytes: Vec<u8>,
+    pub bytes: Spilled,
     pub finding: Option<Finding>,
 }
 
-/// Inflates `compressed` up to `limit` output bytes. Never fails: a bomb or a corrupt stream
-/// becomes a finding next to whatever was produced before it.
-pub fn inflate(kind: Compression, compressed: &[u8], limit: u64) -> Inflated {
+/// Inflates `compressed` up to `limit` output bytes. Never fails on content: a bomb or a
+/// corrupt stream becomes a finding next to whatever was produced before it. The input is
+/// streamed and the output spills to disk, so memory does not follow either.
+pub fn inflate(kind: Compression, compressed: &dyn ReadAt, limit: u64) -> io::Result<Inflated> {
     let mut sink = BoundedSink {
-        bytes: Vec::new(),
+        spill: Spill::default(),
         limit,
         exceeded: false,
     };
+    let input = io::BufReader::new(Reader::new(compressed));
     let result = match kind {
-        Compression::Gzip => copy(flate2::read::MultiGzDecoder::new(compressed), &mut sink),
-        Compression::Zlib => copy(flate2::read::ZlibDecoder::new(compressed), &mut sink),
-        Compression::Bzip2 => copy(bzip2::read::MultiBzDecoder::new(compressed), &mut sink),
+        Compression::Gzip => copy(flate2::bufread::MultiGzDecoder::new(input), &mut sink),
+        Compression::Zlib => copy(flate2::bufread::ZlibDecoder::new(input), &mut sink),
+        Compression::Bzip2 => copy(bzip2::bufread::MultiBzDecoder::new(input), &mut sink),
         Compression::Xz => {
-            let mut input = compressed;
+            let mut input = input;
             lzma_rs::xz_decompress(&mut input, &mut sink)
                 .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))
         }
         Compression::Lzma => {
-            let mut input = compressed;
+            let mut input = input;
             lzma_rs::lzma_decompress(&mut input, &mut sink)
                 .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))
         }
@@ -122,32 +125,38 @@ pub fn inflate(kind: Compression, compressed: &[u8], limit: u64) -> Inflated {
             )
         })
     };
-    Inflated {
-        bytes: sink.bytes,
+    Ok(Inflated {
+        bytes: sink.spill.finish()?,
         finding,
-    }
+    })
 }
 
 /// Inflates each member of a multi-member gzip file on its own (`gzip.open` concatenates them,
 /// so a payload can start in any member), sharing one output `limit`. A single-member file
 /// yields one entry, as [`inflate`] would.
-pub fn inflate_gzip_members(compressed: &[u8], limit: u64) -> Vec<Inflated> {
+pub fn inflate_gzip_members(compressed: &dyn ReadAt, limit: u64) -> io::Result<Vec<Inflated>> {
     let mut members = Vec::new();
-    let mut rest = compressed;
+    let size = compressed.size();
+    let mut offset = 0u64;
     let mut budget = limit;
-    while !rest.is_empty() && members.len() < MAX_GZIP_MEMBERS {
+    while offset < size && members.len() < MAX_GZIP_MEMBERS {
+        let rest = Slice::new(compressed, offset, size - offset)?;
         // Zero padding after the last member is tolerated by gzip(1) and Python alike.
-        if !members.is_empty() && rest.iter().all(|byte| *byte == 0) {
+        if !members.is_empty() && all_zero(&rest)? {
             break;
         }
         let mut sink = BoundedSink {
-            bytes: Vec::new(),
+            spill: Spill::default(),
             limit: budget,
             exceeded: false,
         };
-        let mut decoder = flate2::bufread::GzDecoder::new(rest);
+        let mut decoder = flate2::bufread::GzDecoder::new(io::BufReader::new(Reader::new(&rest)));
         let result = io::copy(&mut decoder, &mut sink);
-        let remaining = decoder.into_inner();
+        let input = decoder.into_inner();
+        let consumed = input
+            .get_ref()
+            .position()
+            .saturating_sub(input.buffer().len() as u64);
         let finding = if sink.exceeded {
             Some(Finding::new(
                 Code::ArchiveLimitExceeded,
@@ -161,18 +170,34 @@ pub fn inflate_gzip_members(compressed: &[u8], limit: u64) -> Vec<Inflated> {
                 )
             })
         };
-        budget = budget.saturating_sub(sink.bytes.len() as u64);
-        let stop = finding.is_some() || remaining.len() == rest.len();
+        budget = budget.saturating_sub(sink.spill.len());
+        let stop = finding.is_some() || consumed == 0;
         members.push(Inflated {
-            bytes: sink.bytes,
+            bytes: sink.spill.finish()?,
             finding,
         });
         if stop {
             break;
         }
-        rest = remaining;
+        offset = offset.saturating_add(consumed);
     }
-    members
+    Ok(members)
+}
+
+/// Whether every byte of `source` is zero, read a window at a time.
+fn all_zero(source: &dyn ReadAt) -> io::Result<bool> {
+    let mut reader = io::BufReader::new(Reader::new(source));
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(true);
+        }
+        if chunk.iter().any(|byte| *byte != 0) {
+            return Ok(false);
+        }
+        let len = chunk.len();
+        reader.consume(len);
+    }
 }
 
 /// More members than any real file has; past it the rest is left unread (and reported).
@@ -182,21 +207,21 @@ fn copy(mut reader: impl Read, sink: &mut BoundedSink) -> io::Result<()> {
     io::copy(&mut reader, sink).map(|_| ())
 }
 
-/// A writer that refuses to grow past `limit`, so a bomb costs `limit` bytes at most.
+/// A writer that refuses to grow past `limit`, so a bomb costs `limit` bytes of disk at most.
 struct BoundedSink {
-    bytes: Vec<u8>,
+    spill: Spill,
     limit: u64,
     exceeded: bool,
 }
 
 impl Write for BoundedSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let room = self.limit.saturating_sub(self.bytes.len() as u64);
+        let room = self.limit.saturating_sub(self.spill.len());
         if buf.len() as u64 > room {
             self.exceeded = true;
             return Err(io::Error::other("output limit exceeded"));
         }
-        self.bytes.extend_from_slice(buf);
+        self.spill.write_all(buf)?;
         Ok(buf.len())
     }
 
@@ -209,6 +234,10 @@ impl Write for BoundedSink {
 mod tests {
     use super::*;
 
+    fn bytes(inflated: &Inflated) -> Vec<u8> {
+        inflated.bytes.read_vec(0, inflated.bytes.size()).unwrap()
+    }
+
     fn gzip(bytes: &[u8]) -> Vec<u8> {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         encoder.write_all(bytes).unwrap();
@@ -220,50 +249,62 @@ mod tests {
         let plain = b"cos\nsystem\n(S'echo'\ntR.";
         let gz = gzip(plain);
         assert_eq!(sniff(&gz), Some(Compression::Gzip));
-        let inflated = inflate(Compression::Gzip, &gz, 1 << 20);
-        assert_eq!(inflated.bytes, plain);
+        let inflated = inflate(Compression::Gzip, &gz, 1 << 20).unwrap();
+        assert_eq!(bytes(&inflated), plain);
         assert!(inflated.finding.is_none());
 
         let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
         zlib.write_all(plain).unwrap();
         let zlib = zlib.finish().unwrap();
         assert_eq!(sniff(&zlib), Some(Compression::Zlib));
-        assert_eq!(inflate(Compression::Zlib, &zlib, 1 << 20).bytes, plain);
+        assert_eq!(
+            bytes(&inflate(Compression::Zlib, &zlib, 1 << 20).unwrap()),
+            plain
+        );
 
         let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
         bz.write_all(plain).unwrap();
         let bz = bz.finish().unwrap();
         assert_eq!(sniff(&bz), Some(Compression::Bzip2));
-        assert_eq!(inflate(Compression::Bzip2, &bz, 1 << 20).bytes, plain);
+        assert_eq!(
+            bytes(&inflate(Compression::Bzip2, &bz, 1 << 20).unwrap()),
+            plain
+        );
 
         let mut xz = Vec::new();
         lzma_rs::xz_compress(&mut &plain[..], &mut xz).unwrap();
         assert_eq!(sniff(&xz), Some(Compression::Xz));
-        assert_eq!(inflate(Compression::Xz, &xz, 1 << 20).bytes, plain);
+        assert_eq!(
+            bytes(&inflate(Compression::Xz, &xz, 1 << 20).unwrap()),
+            plain
+        );
 
         let mut lzma = Vec::new();
         lzma_rs::lzma_compress(&mut &plain[..], &mut lzma).unwrap();
         assert_eq!(sniff(&lzma), Some(Compression::Lzma));
-        assert_eq!(inflate(Compression::Lzma, &lzma, 1 << 20).bytes, plain);
+        assert_eq!(
+            bytes(&inflate(Compression::Lzma, &lzma, 1 << 20).unwrap()),
+            plain
+        );
     }
 
     #[test]
     fn gzip_members_are_inflated_one_by_one() {
         let mut two = gzip(b"hello\n");
         two.extend(gzip(b"cos\nsystem\n."));
-        let members = inflate_gzip_members(&two, 1 << 20);
+        let members = inflate_gzip_members(&two, 1 << 20).unwrap();
         assert_eq!(members.len(), 2);
-        assert_eq!(members[1].bytes, b"cos\nsystem\n.");
+        assert_eq!(bytes(&members[1]), b"cos\nsystem\n.");
         assert!(members.iter().all(|m| m.finding.is_none()));
         two.extend([0; 8]);
-        assert_eq!(inflate_gzip_members(&two, 1 << 20).len(), 2);
+        assert_eq!(inflate_gzip_members(&two, 1 << 20).unwrap().len(), 2);
     }
 
     #[test]
     fn bombs_stop_at_the_limit() {
         let bomb = gzip(&vec![0; 4 << 20]);
-        let inflated = inflate(Compression::Gzip, &bomb, 1 << 20);
-        assert!(inflated.bytes.len() <= 1 << 20);
+        let inflated = inflate(Compression::Gzip, &bomb, 1 << 20).unwrap();
+        assert!(inflated.bytes.size() <= 1 << 20);
         assert_eq!(inflated.finding.unwrap().code, Code::ArchiveLimitExceeded);
     }
 
@@ -271,7 +312,7 @@ mod tests {
     fn corrupt_streams_are_findings() {
         let mut gz = gzip(b"hello world, hello world");
         gz.truncate(gz.len() - 6);
-        let inflated = inflate(Compression::Gzip, &gz, 1 << 20);
+        let inflated = inflate(Compression::Gzip, &gz, 1 << 20).unwrap();
         assert_eq!(inflated.finding.unwrap().code, Code::CompressionMalformed);
     }
 

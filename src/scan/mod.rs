@@ -407,15 +407,15 @@ impl Inspector<'_> {
                 ),
             )));
         }
-        let compressed_bytes = source.read_vec(0, size)?;
-        let inflated = compressed::inflate(kind, &compressed_bytes, self.inflate_budget());
+        // Streamed in, spilled to a temporary file once large: memory stays bounded.
+        let inflated = compressed::inflate(kind, source, self.inflate_budget())?;
         if kind == compressed::Compression::Zlib
-            && inflated.bytes.is_empty()
+            && inflated.bytes.size() == 0
             && inflated.finding.is_some()
         {
             return Ok(None);
         }
-        self.inflated_total += inflated.bytes.len() as u64;
+        self.inflated_total += inflated.bytes.size();
         let member = format!("({})", kind.name());
         let mut findings: Vec<Finding> = inflated.finding.into_iter().collect();
         let inner = self.inspect(&inflated.bytes, "", depth + 1)?;
@@ -427,8 +427,7 @@ impl Inspector<'_> {
         );
         if kind == compressed::Compression::Gzip {
             // A payload may start in any member of a multi-member gzip file.
-            let members =
-                compressed::inflate_gzip_members(&compressed_bytes, self.inflate_budget());
+            let members = compressed::inflate_gzip_members(source, self.inflate_budget())?;
             if members.len() > 1 {
                 for (index, member) in members.iter().enumerate() {
                     let location = format!("(gzip member {})", index + 1);

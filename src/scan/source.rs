@@ -149,6 +149,11 @@ impl<'a> Reader<'a> {
             position: 0,
         }
     }
+
+    /// How many bytes have been read.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
 }
 
 impl io::Read for Reader<'_> {
@@ -165,6 +170,86 @@ impl io::Read for Reader<'_> {
     }
 }
 
+/// Bytes written in order, then read back by offset: kept in memory up to [`SPILL_AT`], then
+/// moved to an anonymous temporary file (deleted when dropped), so inflating a large stream
+/// costs disk space, not memory.
+#[derive(Default)]
+pub struct Spill {
+    memory: Vec<u8>,
+    file: Option<File>,
+    len: u64,
+}
+
+/// Bytes kept in memory before a [`Spill`] moves to disk.
+pub const SPILL_AT: usize = 8 << 20;
+
+impl Spill {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes written, to be read by offset.
+    pub fn finish(self) -> io::Result<Spilled> {
+        match self.file {
+            None => Ok(Spilled::Memory(self.memory)),
+            Some(mut file) => {
+                io::Write::flush(&mut file)?;
+                Ok(Spilled::File(FileSource::new(file)?))
+            }
+        }
+    }
+}
+
+impl io::Write for Spill {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.file.is_none() && self.memory.len().saturating_add(buf.len()) > SPILL_AT {
+            let mut file = tempfile::tempfile()?;
+            file.write_all(&self.memory)?;
+            self.memory = Vec::new();
+            self.file = Some(file);
+        }
+        match &mut self.file {
+            Some(file) => file.write_all(buf)?,
+            None => self.memory.extend_from_slice(buf),
+        }
+        self.len = self.len.saturating_add(buf.len() as u64);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.file {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a [`Spill`] holds once written.
+pub enum Spilled {
+    Memory(Vec<u8>),
+    File(FileSource),
+}
+
+impl ReadAt for Spilled {
+    fn size(&self) -> u64 {
+        match self {
+            Spilled::Memory(bytes) => bytes.size(),
+            Spilled::File(file) => file.size(),
+        }
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        match self {
+            Spilled::Memory(bytes) => bytes.read_exact_at(buf, offset),
+            Spilled::File(file) => file.read_exact_at(buf, offset),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +262,24 @@ mod tests {
         let mut out = String::new();
         Reader::new(&slice).read_to_string(&mut out).unwrap();
         assert_eq!(out, "3456");
+    }
+
+    #[test]
+    fn a_spill_moves_to_disk_past_its_threshold_and_reads_back() {
+        use std::io::Write;
+        let mut spill = Spill::default();
+        let block: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+        for _ in 0..(SPILL_AT / block.len() + 2) {
+            spill.write_all(&block).unwrap();
+        }
+        let total = spill.len();
+        let spilled = spill.finish().unwrap();
+        assert!(matches!(spilled, Spilled::File(_)));
+        assert_eq!(spilled.size(), total);
+        assert_eq!(spilled.read_vec(total - 3, 3).unwrap(), [253, 254, 255]);
+        let mut small = Spill::default();
+        small.write_all(b"abc").unwrap();
+        assert!(matches!(small.finish().unwrap(), Spilled::Memory(_)));
     }
 
     #[test]
