@@ -298,7 +298,7 @@ impl<'a> Walk<'a> {
     /// builds the member as the unwinding `_proc_*` calls leave it.
     fn fetch(&mut self, start: u64) -> Result<Fetched, TarError> {
         let size = self.source.size();
-        let mut chain: Vec<Extended> = Vec::new();
+        let mut chain: Vec<(u64, Extended)> = Vec::new();
         let mut at = start;
         loop {
             let left = size.saturating_sub(at);
@@ -351,7 +351,7 @@ impl<'a> Walk<'a> {
                         .at(format!("@{header_at}")),
                     ));
                 }
-                return Ok(self.build(header, start, at, chain));
+                return Ok(self.build(header, header_at, at, &chain));
             }
             if chain.len() >= MAX_EXTENDED_CHAIN {
                 return Ok(Fetched::Stop(
@@ -432,13 +432,19 @@ impl<'a> Walk<'a> {
                     }
                 }
             };
-            chain.push(entry);
+            chain.push((header_at, entry));
         }
     }
 
     /// `_proc_builtin` or `_proc_sparse` on the member header, then the extended headers
     /// before it applied innermost first, so that the outermost one wins.
-    fn build(&self, header: Header, start: u64, data_at: u64, chain: Vec<Extended>) -> Fetched {
+    fn build(
+        &self,
+        header: Header,
+        header_at: u64,
+        data_at: u64,
+        chain: &[(u64, Extended)],
+    ) -> Fetched {
         let data = i128::from(data_at);
         let typeflag = header.typeflag;
         let mut member = Built {
@@ -447,7 +453,7 @@ impl<'a> Walk<'a> {
             size: header.size,
             header_size: header.size,
             linkname: header.linkname,
-            header_offset: start,
+            header_offset: header_at,
             data_offset: data_at,
             next: data.saturating_add(skip(typeflag, header.size)),
             name_conflict: None,
@@ -466,7 +472,11 @@ impl<'a> Walk<'a> {
         }
         let mut long_name = None;
         let mut pax_path = None;
-        for entry in chain.iter().rev() {
+        for (at, entry) in chain.iter().rev() {
+            // Every extended header but a global one hands its own offset to the member.
+            if !matches!(entry, Extended::Global) {
+                member.header_offset = *at;
+            }
             match entry {
                 Extended::LongName(value) => {
                     member.name.clone_from(value);
