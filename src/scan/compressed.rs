@@ -1,5 +1,6 @@
-//! Whole-file compression wrappers (gzip, zlib, bzip2, xz), recognised by magic and inflated
-//! with a hard output bound so that the dispatcher can scan what is inside.
+//! Whole-file compression wrappers (gzip, zlib, bzip2, xz, lzma, and joblib's old `ZF`
+//! container), recognised by magic and inflated with a hard output bound so that the
+//! dispatcher can scan what is inside.
 //!
 //! joblib, `torch.save` via `gzip.open`, and hand-made payloads all hide pickles this way. A
 //! stream that inflates past the bound is a bomb (a finding, never an allocation); a corrupt
@@ -11,6 +12,7 @@
 use std::io::{self, Read, Write};
 
 use crate::finding::{Code, Finding};
+use crate::scan::tar::python_int;
 
 /// A compression format recognised by its magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,10 @@ pub enum Compression {
     Xz,
     /// The legacy `.lzma` ("LZMA alone") format, which joblib's `compress="lzma"` writes.
     Lzma,
+    /// joblib < 0.10's `ZF` file: `ZF`, the inflated length as hexadecimal text padded to 19
+    /// bytes, then a zlib stream of the pickle. Current joblib still loads it
+    /// (`numpy_pickle_compat.read_zfile`).
+    JoblibZf,
 }
 
 impl Compression {
@@ -31,6 +37,7 @@ impl Compression {
             Compression::Bzip2 => "bzip2",
             Compression::Xz => "xz",
             Compression::Lzma => "lzma",
+            Compression::JoblibZf => "joblib-zf",
         }
     }
 }
@@ -38,6 +45,8 @@ impl Compression {
 /// Recognises a compression wrapper from the first bytes of a file.
 pub fn sniff(head: &[u8]) -> Option<Compression> {
     match head {
+        // joblib checks the two letters only; a header its `int()` refuses fails to load.
+        [b'Z', b'F', ..] if zf_header(head).is_some() => Some(Compression::JoblibZf),
         [0x1f, 0x8b, 0x08, ..] => Some(Compression::Gzip),
         [b'B', b'Z', b'h', b'1'..=b'9', 0x31, 0x41, 0x59, 0x26, 0x53, 0x59, ..] => {
             Some(Compression::Bzip2)
@@ -105,6 +114,7 @@ pub fn inflate(kind: Compression, compressed: &[u8], limit: u64) -> Inflated {
             lzma_rs::lzma_decompress(&mut input, &mut sink)
                 .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))
         }
+        Compression::JoblibZf => return inflate_zf(compressed, limit),
     };
     let finding = if sink.exceeded {
         Some(Finding::new(
@@ -173,6 +183,92 @@ pub fn inflate_gzip_members(compressed: &[u8], limit: u64) -> Vec<Inflated> {
         rest = remaining;
     }
     members
+}
+
+/// `_ZFILE_PREFIX` plus `_MAX_LEN` (`len(hex(2**64))`): where joblib's length field ends.
+const ZF_HEADER_LEN: usize = 2 + 19;
+
+/// The `ZF` header as `read_zfile` reads it: the declared length and where the zlib stream
+/// starts. `None` when joblib would fail before inflating (its `int(field, 16)` raises, or the
+/// length is negative, which `zlib.decompress` refuses as a buffer size).
+fn zf_header(bytes: &[u8]) -> Option<(u64, usize)> {
+    let field = bytes.get(2..bytes.len().min(ZF_HEADER_LEN))?;
+    let declared = u64::try_from(python_int(field, 16).ok()?).ok()?;
+    // joblib <= 0.8.4 under Python 2 wrote one more padding space; a zlib stream never
+    // starts with one, so joblib skips it.
+    let start = if bytes.get(ZF_HEADER_LEN) == Some(&b' ') {
+        ZF_HEADER_LEN + 1
+    } else {
+        ZF_HEADER_LEN
+    };
+    Some((declared, start))
+}
+
+/// `read_zfile`: the header, then `zlib.decompress(rest, 15, length)`, which wants one whole
+/// zlib stream and ignores what follows it, then `assert len(data) == length` (skipped under
+/// `python -O`, so a mismatch is a finding, not a reason to stop scanning).
+fn inflate_zf(file: &[u8], limit: u64) -> Inflated {
+    let malformed = |message: String| Some(Finding::new(Code::CompressionMalformed, message));
+    let Some((declared, start)) = zf_header(file) else {
+        return Inflated {
+            bytes: Vec::new(),
+            finding: malformed("joblib `ZF` header does not hold a length joblib can read".into()),
+        };
+    };
+    let mut sink = BoundedSink {
+        bytes: Vec::new(),
+        limit,
+        exceeded: false,
+    };
+    let result = zlib_whole_stream(file.get(start..).unwrap_or_default(), &mut sink);
+    let finding = if sink.exceeded {
+        Some(Finding::new(
+            Code::ArchiveLimitExceeded,
+            format!("joblib `ZF` stream inflates past the limit of {limit} bytes"),
+        ))
+    } else if let Err(error) = result {
+        malformed(format!(
+            "joblib `ZF` stream is corrupt or truncated: {error}"
+        ))
+    } else if sink.bytes.len() as u64 != declared {
+        malformed(format!(
+            "joblib `ZF` header declares {declared} bytes but the stream inflates to {}",
+            sink.bytes.len()
+        ))
+    } else {
+        None
+    };
+    Inflated {
+        bytes: sink.bytes,
+        finding,
+    }
+}
+
+/// Inflates one zlib stream, failing unless it reaches its end (as `zlib.decompress` does);
+/// bytes after the end are ignored.
+fn zlib_whole_stream(mut input: &[u8], sink: &mut BoundedSink) -> io::Result<()> {
+    let mut inflater = flate2::Decompress::new(true);
+    let mut chunk = Vec::with_capacity(64 << 10);
+    loop {
+        chunk.clear();
+        let before = inflater.total_in();
+        let status = inflater
+            .decompress_vec(input, &mut chunk, flate2::FlushDecompress::None)
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))?;
+        let consumed = usize::try_from(inflater.total_in() - before).unwrap_or(usize::MAX);
+        input = input.get(consumed..).unwrap_or_default();
+        sink.write_all(&chunk)?;
+        match status {
+            flate2::Status::StreamEnd => return Ok(()),
+            _ if consumed == 0 && chunk.is_empty() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "incomplete or truncated stream",
+                ))
+            }
+            _ => {}
+        }
+    }
 }
 
 /// More members than any real file has; past it the rest is left unread (and reported).
@@ -273,6 +369,69 @@ mod tests {
         gz.truncate(gz.len() - 6);
         let inflated = inflate(Compression::Gzip, &gz, 1 << 20);
         assert_eq!(inflated.finding.unwrap().code, Code::CompressionMalformed);
+    }
+
+    /// What joblib's `write_zfile` writes: `ZF`, `hex(len)` left-justified to 19 bytes, zlib.
+    fn zfile(data: &[u8], extra_space: bool) -> Vec<u8> {
+        let mut out = format!("ZF{:<19}", format!("{:#x}", data.len())).into_bytes();
+        if extra_space {
+            out.push(b' ');
+        }
+        let mut zlib = flate2::write::ZlibEncoder::new(out, flate2::Compression::fast());
+        zlib.write_all(data).unwrap();
+        zlib.finish().unwrap()
+    }
+
+    #[test]
+    fn joblib_zfiles_are_read_as_joblib_reads_them() {
+        let plain = b"cos\nsystem\n(S'echo'\ntR.";
+        for extra_space in [false, true] {
+            let file = zfile(plain, extra_space);
+            assert_eq!(sniff(&file), Some(Compression::JoblibZf));
+            let inflated = inflate(Compression::JoblibZf, &file, 1 << 20);
+            assert_eq!(inflated.bytes, plain);
+            assert!(inflated.finding.is_none(), "{:?}", inflated.finding);
+        }
+        // zlib.decompress ignores what follows the stream.
+        let mut trailing = zfile(plain, false);
+        trailing.extend_from_slice(b"appended");
+        assert!(inflate(Compression::JoblibZf, &trailing, 1 << 20)
+            .finding
+            .is_none());
+        // Python's int() spellings: upper case, no prefix, underscores, surrounding spaces.
+        for field in ["0X1B", "1b", " 0x_1b", "\t27\x0b"] {
+            let mut file = zfile(plain, false);
+            let padded = format!("{field:<19}");
+            file[2..21].copy_from_slice(padded.as_bytes());
+            assert_eq!(sniff(&file), Some(Compression::JoblibZf), "{field:?}");
+        }
+    }
+
+    #[test]
+    fn broken_zfiles_are_findings_or_not_zfiles() {
+        let plain = b"cos\nsystem\n(S'echo'\ntR.";
+        // joblib's int() refuses these, so joblib cannot load the file at all.
+        for field in ["zz", "-0x1b", "0x", "", "1 b"] {
+            let mut file = zfile(plain, false);
+            file[2..21].copy_from_slice(format!("{field:<19}").as_bytes());
+            assert_eq!(sniff(&file), None, "{field:?}");
+        }
+        assert_eq!(sniff(b"ZFoo bar"), None);
+        // A wrong length is a finding (`assert`, skipped under `python -O`); the bytes are
+        // still there to scan.
+        let mut file = zfile(plain, false);
+        file[2..21].copy_from_slice(format!("{:<19}", "0x5").as_bytes());
+        let inflated = inflate(Compression::JoblibZf, &file, 1 << 20);
+        assert_eq!(inflated.bytes, plain);
+        assert_eq!(inflated.finding.unwrap().code, Code::CompressionMalformed);
+        // A cut stream never reaches its end: zlib.decompress raises.
+        let mut file = zfile(&[b'x'; 5000], false);
+        file.truncate(file.len() - 8);
+        let inflated = inflate(Compression::JoblibZf, &file, 1 << 20);
+        assert_eq!(inflated.finding.unwrap().code, Code::CompressionMalformed);
+        let bomb = zfile(&vec![0; 4 << 20], false);
+        let inflated = inflate(Compression::JoblibZf, &bomb, 1 << 20);
+        assert_eq!(inflated.finding.unwrap().code, Code::ArchiveLimitExceeded);
     }
 
     #[test]

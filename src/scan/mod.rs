@@ -379,6 +379,7 @@ impl Inspector<'_> {
             compressed::Compression::Bzip2 => Format::Bzip2,
             compressed::Compression::Xz => Format::Xz,
             compressed::Compression::Lzma => Format::Lzma,
+            compressed::Compression::JoblibZf => Format::Joblib,
         };
         if let Some(scanned) = self.depth_exceeded(format, depth) {
             return Ok(Some(scanned));

@@ -22,6 +22,7 @@ while listing after it opened the archive (or while opening it). Standard librar
 Rust test tests/it/archive_oracle.rs runs this script under `cargo test`.
 
 Usage: archives.py OUT [--seed N] [--tar N] [--zip N]
+       archives.py OUT --files FILE...   (Python's answers for existing files, same manifest)
 """
 
 import argparse
@@ -506,10 +507,20 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tar", type=int, default=2000)
     parser.add_argument("--zip", type=int, default=600)
+    parser.add_argument("--files", nargs="+", default=None)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    rng = random.Random(args.seed)
     manifest = []
+    if args.files:
+        for path in args.files:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            manifest.append({"file": os.path.abspath(path), "what": "fixture",
+                             "tar": py_tar(data), "zip": py_zip(data)})
+        with open(os.path.join(args.out, "manifest.json"), "w") as handle:
+            json.dump(manifest, handle)
+        return
+    rng = random.Random(args.seed)
     for index, (what, data) in enumerate(cases(rng, args.tar, args.zip)):
         name = "%05d.bin" % index
         with open(os.path.join(args.out, name), "wb") as handle:

@@ -128,7 +128,9 @@ fn nti(field: &[u8]) -> Result<i128, ()> {
             // At most 11 bytes follow (a 12-byte field), which fits an i128.
             let magnitude = rest
                 .iter()
-                .try_fold(0i128, |acc, b| acc.checked_mul(256)?.checked_add(i128::from(*b)))
+                .try_fold(0i128, |acc, b| {
+                    acc.checked_mul(256)?.checked_add(i128::from(*b))
+                })
                 .ok_or(())?;
             if *lead == 0x80 {
                 return Ok(magnitude);
@@ -162,7 +164,10 @@ fn nti(field: &[u8]) -> Result<i128, ()> {
 fn strip_str_whitespace(text: &[u8]) -> &[u8] {
     let space = |b: &u8| matches!(b, b' ' | b'\t'..=b'\r' | 0x1c..=0x1f);
     let start = text.iter().position(|b| !space(b)).unwrap_or(text.len());
-    let end = text.iter().rposition(|b| !space(b)).map_or(start, |at| at + 1);
+    let end = text
+        .iter()
+        .rposition(|b| !space(b))
+        .map_or(start, |at| at + 1);
     text.get(start..end).unwrap_or_default()
 }
 
@@ -182,7 +187,10 @@ pub(crate) enum IntError {
 pub(crate) fn python_int(text: &[u8], base: u32) -> Result<i128, IntError> {
     let space = |b: &u8| matches!(b, b' ' | b'\t'..=b'\r');
     let start = text.iter().position(|b| !space(b)).unwrap_or(text.len());
-    let end = text.iter().rposition(|b| !space(b)).map_or(start, |at| at + 1);
+    let end = text
+        .iter()
+        .rposition(|b| !space(b))
+        .map_or(start, |at| at + 1);
     let rest = text.get(start..end).unwrap_or_default();
     let (negative, unsigned) = match rest.split_first() {
         Some((b'-', after)) => (true, after),
@@ -219,9 +227,7 @@ fn digits(mut rest: &[u8], base: u32) -> Result<i128, IntError> {
             continue;
         }
         previous_underscore = false;
-        let digit = char::from(*byte)
-            .to_digit(base)
-            .ok_or(IntError::Invalid)?;
+        let digit = char::from(*byte).to_digit(base).ok_or(IntError::Invalid)?;
         value = value
             .and_then(|v| v.checked_mul(i128::from(base)))
             .and_then(|v| v.checked_add(i128::from(digit)));

@@ -354,9 +354,10 @@ impl<'a> Walk<'a> {
                 return Ok(self.build(header, header_at, at, &chain));
             }
             if chain.len() >= MAX_EXTENDED_CHAIN {
-                return Ok(Fetched::Stop(
-                    malformed_at(header_at, "too many extended headers in a row"),
-                ));
+                return Ok(Fetched::Stop(malformed_at(
+                    header_at,
+                    "too many extended headers in a row",
+                )));
             }
             // `_block(size)` bytes are read, padding included, and a short read at the end of
             // the file is not an error; a size of -512 or less reads everything that is left.
@@ -463,8 +464,8 @@ impl<'a> Walk<'a> {
             // global pax values.
             member.size = sparse.real_size;
         } else {
-            if let Err(stop) = apply(&mut member, &self.globals) {
-                return stop;
+            if let Err(why) = apply(&mut member, &self.globals) {
+                return Fetched::Stop(malformed_at(member.header_offset, why));
             }
             if typeflag == b'5' {
                 trim_slashes(&mut member.name);
@@ -492,8 +493,8 @@ impl<'a> Walk<'a> {
                     }
                 }
                 Extended::Pax(values) => {
-                    if let Err(stop) = apply(&mut member, values) {
-                        return stop;
+                    if let Err(why) = apply(&mut member, values) {
+                        return Fetched::Stop(malformed_at(member.header_offset, why));
                     }
                     if values.size.is_some() {
                         member.next = data.saturating_add(skip(typeflag, member.size));
@@ -619,10 +620,7 @@ impl<'a> Walk<'a> {
             size = built.header_size.max(0);
         }
         if size < 0 {
-            self.malformed(
-                pos,
-                format!("`{shown_name}` has a negative size ({size})"),
-            );
+            self.malformed(pos, format!("`{shown_name}` has a negative size ({size})"));
             return;
         }
         let fits = u64::try_from(size)
@@ -713,7 +711,8 @@ fn to_u64(value: i128) -> u64 {
 
 /// `_apply_pax_info` for the keys that matter: `path` (trailing slashes dropped), `linkpath`
 /// and `size` (`int()`, and 0 when that raises).
-fn apply(member: &mut Built, values: &PaxValues) -> Result<(), Fetched> {
+/// The error is why the value cannot be modelled.
+fn apply(member: &mut Built, values: &PaxValues) -> Result<(), &'static str> {
     if let Some(path) = &values.path {
         member.name.clone_from(path);
         trim_slashes(&mut member.name);
@@ -725,20 +724,12 @@ fn apply(member: &mut Built, values: &PaxValues) -> Result<(), Fetched> {
         // Python decodes the value and `int()` accepts any Unicode digits and spaces; only
         // ASCII is modelled here.
         if !text.is_ascii() {
-            return Err(Fetched::Stop(malformed_at(
-                member.header_offset,
-                "pax `size` holds non-ASCII text, which Python may read as a number",
-            )));
+            return Err("pax `size` holds non-ASCII text, which Python may read as a number");
         }
         member.size = match python_int(text, 10) {
             Ok(size) => size,
             Err(IntError::Invalid) => 0,
-            Err(IntError::Overflow) => {
-                return Err(Fetched::Stop(malformed_at(
-                    member.header_offset,
-                    "pax `size` is out of range",
-                )))
-            }
+            Err(IntError::Overflow) => return Err("pax `size` is out of range"),
         };
     }
     Ok(())

@@ -692,7 +692,10 @@ fn unlistable_archives_are_malformed_not_errors() {
     comment_past_end[n - 2] = 9;
     let mut multi_disk = good.clone();
     multi_disk[n - 18] = 1;
-    for (what, bytes) in [("comment past end", comment_past_end), ("multi-disk", multi_disk)] {
+    for (what, bytes) in [
+        ("comment past end", comment_past_end),
+        ("multi-disk", multi_disk),
+    ] {
         let listing = walk(&bytes);
         assert!(
             has(&listing.findings, Code::ArchiveMalformed),
