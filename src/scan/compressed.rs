@@ -102,7 +102,8 @@ pub fn inflate(kind: Compression, compressed: &[u8], limit: u64) -> Inflated {
     };
     let result = match kind {
         Compression::Gzip => copy(flate2::read::MultiGzDecoder::new(compressed), &mut sink),
-        Compression::Zlib => copy(flate2::read::ZlibDecoder::new(compressed), &mut sink),
+        // Whole stream or a finding: flate2's reader takes a cut stream for a short one.
+        Compression::Zlib => zlib_whole_stream(compressed, &mut sink),
         Compression::Bzip2 => copy(bzip2::read::MultiBzDecoder::new(compressed), &mut sink),
         Compression::Xz => {
             let mut input = compressed;
@@ -432,6 +433,16 @@ mod tests {
         let bomb = zfile(&vec![0; 4 << 20], false);
         let inflated = inflate(Compression::JoblibZf, &bomb, 1 << 20);
         assert_eq!(inflated.finding.unwrap().code, Code::ArchiveLimitExceeded);
+    }
+
+    #[test]
+    fn cut_zlib_streams_are_findings() {
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        zlib.write_all(&[b'x'; 5000]).unwrap();
+        let mut zlib = zlib.finish().unwrap();
+        zlib.truncate(zlib.len() - 8);
+        let inflated = inflate(Compression::Zlib, &zlib, 1 << 20);
+        assert_eq!(inflated.finding.unwrap().code, Code::CompressionMalformed);
     }
 
     #[test]

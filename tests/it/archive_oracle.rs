@@ -248,6 +248,12 @@ fn archive_fixtures_agree_with_python() {
         .collect();
     files.sort();
     assert!(files.len() >= 10);
+    // Real-world archives to compare as well: MODELVET_ORACLE_EXTRA=/some/dir.
+    if let Some(extra) = std::env::var_os("MODELVET_ORACLE_EXTRA") {
+        for entry in std::fs::read_dir(extra).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new("python3")
         .arg(root().join("tests/oracle/archives.py"))
