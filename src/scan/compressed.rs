@@ -1,5 +1,6 @@
-//! Whole-file compression wrappers (gzip, zlib, bzip2, xz), recognised by magic and inflated
-//! with a hard output bound so that the dispatcher can scan what is inside.
+//! Whole-file compression wrappers (gzip, zlib, bzip2, xz, lzma, and joblib's old `ZF`
+//! container), recognised by magic and inflated with a hard output bound so that the
+//! dispatcher can scan what is inside.
 //!
 //! joblib, `torch.save` via `gzip.open`, and hand-made payloads all hide pickles this way. A
 //! stream that inflates past the bound is a bomb (a finding, never an allocation); a corrupt
@@ -12,6 +13,7 @@ use std::io::{self, BufRead, Read, Write};
 
 use super::source::{ReadAt, Reader, Slice, Spill, Spilled};
 use crate::finding::{Code, Finding};
+use crate::scan::tar::python_int;
 
 /// A compression format recognised by its magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +24,10 @@ pub enum Compression {
     Xz,
     /// The legacy `.lzma` ("LZMA alone") format, which joblib's `compress="lzma"` writes.
     Lzma,
+    /// joblib < 0.10's `ZF` file: `ZF`, the inflated length as hexadecimal text padded to 19
+    /// bytes, then a zlib stream of the pickle. Current joblib still loads it
+    /// (`numpy_pickle_compat.read_zfile`).
+    JoblibZf,
 }
 
 impl Compression {
@@ -32,6 +38,7 @@ impl Compression {
             Compression::Bzip2 => "bzip2",
             Compression::Xz => "xz",
             Compression::Lzma => "lzma",
+            Compression::JoblibZf => "joblib-zf",
         }
     }
 }
@@ -39,6 +46,8 @@ impl Compression {
 /// Recognises a compression wrapper from the first bytes of a file.
 pub fn sniff(head: &[u8]) -> Option<Compression> {
     match head {
+        // joblib checks the two letters only; a header its `int()` refuses fails to load.
+        [b'Z', b'F', ..] if zf_header(head).is_some() => Some(Compression::JoblibZf),
         [0x1f, 0x8b, 0x08, ..] => Some(Compression::Gzip),
         [b'B', b'Z', b'h', b'1'..=b'9', 0x31, 0x41, 0x59, 0x26, 0x53, 0x59, ..] => {
             Some(Compression::Bzip2)
@@ -96,7 +105,8 @@ pub fn inflate(kind: Compression, compressed: &dyn ReadAt, limit: u64) -> io::Re
     let input = io::BufReader::new(Reader::new(compressed));
     let result = match kind {
         Compression::Gzip => copy(flate2::bufread::MultiGzDecoder::new(input), &mut sink),
-        Compression::Zlib => copy(flate2::bufread::ZlibDecoder::new(input), &mut sink),
+        // Whole stream or a finding: flate2's reader takes a cut stream for a short one.
+        Compression::Zlib => zlib_whole_stream(input, &mut sink),
         Compression::Bzip2 => copy(bzip2::bufread::MultiBzDecoder::new(input), &mut sink),
         Compression::Xz => {
             let mut input = input;
@@ -108,6 +118,7 @@ pub fn inflate(kind: Compression, compressed: &dyn ReadAt, limit: u64) -> io::Re
             lzma_rs::lzma_decompress(&mut input, &mut sink)
                 .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))
         }
+        Compression::JoblibZf => return inflate_zf(compressed, limit),
     };
     let finding = if sink.exceeded {
         Some(Finding::new(
@@ -197,6 +208,100 @@ fn all_zero(source: &dyn ReadAt) -> io::Result<bool> {
         }
         let len = chunk.len();
         reader.consume(len);
+    }
+}
+
+/// `_ZFILE_PREFIX` plus `_MAX_LEN` (`len(hex(2**64))`): where joblib's length field ends.
+const ZF_HEADER_LEN: usize = 2 + 19;
+
+/// The `ZF` header as `read_zfile` reads it: the declared length and where the zlib stream
+/// starts. `None` when joblib would fail before inflating (its `int(field, 16)` raises, or the
+/// length is negative, which `zlib.decompress` refuses as a buffer size).
+fn zf_header(bytes: &[u8]) -> Option<(u64, usize)> {
+    let field = bytes.get(2..bytes.len().min(ZF_HEADER_LEN))?;
+    let declared = u64::try_from(python_int(field, 16).ok()?).ok()?;
+    // joblib <= 0.8.4 under Python 2 wrote one more padding space; a zlib stream never
+    // starts with one, so joblib skips it.
+    let start = if bytes.get(ZF_HEADER_LEN) == Some(&b' ') {
+        ZF_HEADER_LEN + 1
+    } else {
+        ZF_HEADER_LEN
+    };
+    Some((declared, start))
+}
+
+/// `read_zfile`: the header, then `zlib.decompress(rest, 15, length)`, which wants one whole
+/// zlib stream and ignores what follows it, then `assert len(data) == length` (skipped under
+/// `python -O`, so a mismatch is a finding, not a reason to stop scanning).
+fn inflate_zf(file: &dyn ReadAt, limit: u64) -> io::Result<Inflated> {
+    let malformed = |message: String| Some(Finding::new(Code::CompressionMalformed, message));
+    let head = file.read_vec(0, file.size().min(ZF_HEADER_LEN as u64 + 1))?;
+    let Some((declared, start)) = zf_header(&head) else {
+        return Ok(Inflated {
+            bytes: Spilled::Memory(Vec::new()),
+            finding: malformed("joblib `ZF` header does not hold a length joblib can read".into()),
+        });
+    };
+    let mut sink = BoundedSink {
+        spill: Spill::default(),
+        limit,
+        exceeded: false,
+    };
+    let start = start as u64;
+    let rest = Slice::new(
+        file,
+        start.min(file.size()),
+        file.size().saturating_sub(start),
+    )?;
+    let result = zlib_whole_stream(io::BufReader::new(Reader::new(&rest)), &mut sink);
+    let finding = if sink.exceeded {
+        Some(Finding::new(
+            Code::ArchiveLimitExceeded,
+            format!("joblib `ZF` stream inflates past the limit of {limit} bytes"),
+        ))
+    } else if let Err(error) = result {
+        malformed(format!(
+            "joblib `ZF` stream is corrupt or truncated: {error}"
+        ))
+    } else if sink.spill.len() != declared {
+        malformed(format!(
+            "joblib `ZF` header declares {declared} bytes but the stream inflates to {}",
+            sink.spill.len()
+        ))
+    } else {
+        None
+    };
+    Ok(Inflated {
+        bytes: sink.spill.finish()?,
+        finding,
+    })
+}
+
+/// Inflates one zlib stream, failing unless it reaches its end (as `zlib.decompress` does);
+/// bytes after the end are ignored.
+fn zlib_whole_stream(mut input: impl BufRead, sink: &mut BoundedSink) -> io::Result<()> {
+    let mut inflater = flate2::Decompress::new(true);
+    let mut chunk = Vec::with_capacity(64 << 10);
+    loop {
+        chunk.clear();
+        let before = inflater.total_in();
+        let available = input.fill_buf()?;
+        let status = inflater
+            .decompress_vec(available, &mut chunk, flate2::FlushDecompress::None)
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))?;
+        let consumed = usize::try_from(inflater.total_in() - before).unwrap_or(usize::MAX);
+        input.consume(consumed);
+        sink.write_all(&chunk)?;
+        match status {
+            flate2::Status::StreamEnd => return Ok(()),
+            _ if consumed == 0 && chunk.is_empty() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "incomplete or truncated stream",
+                ))
+            }
+            _ => {}
+        }
     }
 }
 
@@ -313,6 +418,80 @@ mod tests {
         let mut gz = gzip(b"hello world, hello world");
         gz.truncate(gz.len() - 6);
         let inflated = inflate(Compression::Gzip, &gz, 1 << 20).unwrap();
+        assert_eq!(inflated.finding.unwrap().code, Code::CompressionMalformed);
+    }
+
+    /// What joblib's `write_zfile` writes: `ZF`, `hex(len)` left-justified to 19 bytes, zlib.
+    fn zfile(data: &[u8], extra_space: bool) -> Vec<u8> {
+        let mut out = format!("ZF{:<19}", format!("{:#x}", data.len())).into_bytes();
+        if extra_space {
+            out.push(b' ');
+        }
+        let mut zlib = flate2::write::ZlibEncoder::new(out, flate2::Compression::fast());
+        zlib.write_all(data).unwrap();
+        zlib.finish().unwrap()
+    }
+
+    #[test]
+    fn joblib_zfiles_are_read_as_joblib_reads_them() {
+        let plain = b"cos\nsystem\n(S'echo'\ntR.";
+        for extra_space in [false, true] {
+            let file = zfile(plain, extra_space);
+            assert_eq!(sniff(&file), Some(Compression::JoblibZf));
+            let inflated = inflate(Compression::JoblibZf, &file, 1 << 20).unwrap();
+            assert_eq!(bytes(&inflated), plain);
+            assert!(inflated.finding.is_none(), "{:?}", inflated.finding);
+        }
+        // zlib.decompress ignores what follows the stream.
+        let mut trailing = zfile(plain, false);
+        trailing.extend_from_slice(b"appended");
+        assert!(inflate(Compression::JoblibZf, &trailing, 1 << 20)
+            .unwrap()
+            .finding
+            .is_none());
+        // Python's int() spellings: upper case, no prefix, underscores, surrounding spaces.
+        for field in ["0X1B", "1b", " 0x_1b", "\t27\x0b"] {
+            let mut file = zfile(plain, false);
+            let padded = format!("{field:<19}");
+            file[2..21].copy_from_slice(padded.as_bytes());
+            assert_eq!(sniff(&file), Some(Compression::JoblibZf), "{field:?}");
+        }
+    }
+
+    #[test]
+    fn broken_zfiles_are_findings_or_not_zfiles() {
+        let plain = b"cos\nsystem\n(S'echo'\ntR.";
+        // joblib's int() refuses these, so joblib cannot load the file at all.
+        for field in ["zz", "-0x1b", "0x", "", "1 b"] {
+            let mut file = zfile(plain, false);
+            file[2..21].copy_from_slice(format!("{field:<19}").as_bytes());
+            assert_eq!(sniff(&file), None, "{field:?}");
+        }
+        assert_eq!(sniff(b"ZFoo bar"), None);
+        // A wrong length is a finding (`assert`, skipped under `python -O`); the bytes are
+        // still there to scan.
+        let mut file = zfile(plain, false);
+        file[2..21].copy_from_slice(format!("{:<19}", "0x5").as_bytes());
+        let inflated = inflate(Compression::JoblibZf, &file, 1 << 20).unwrap();
+        assert_eq!(bytes(&inflated), plain);
+        assert_eq!(inflated.finding.unwrap().code, Code::CompressionMalformed);
+        // A cut stream never reaches its end: zlib.decompress raises.
+        let mut file = zfile(&[b'x'; 5000], false);
+        file.truncate(file.len() - 8);
+        let inflated = inflate(Compression::JoblibZf, &file, 1 << 20).unwrap();
+        assert_eq!(inflated.finding.unwrap().code, Code::CompressionMalformed);
+        let bomb = zfile(&vec![0; 4 << 20], false);
+        let inflated = inflate(Compression::JoblibZf, &bomb, 1 << 20).unwrap();
+        assert_eq!(inflated.finding.unwrap().code, Code::ArchiveLimitExceeded);
+    }
+
+    #[test]
+    fn cut_zlib_streams_are_findings() {
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        zlib.write_all(&[b'x'; 5000]).unwrap();
+        let mut zlib = zlib.finish().unwrap();
+        zlib.truncate(zlib.len() - 8);
+        let inflated = inflate(Compression::Zlib, &zlib, 1 << 20).unwrap();
         assert_eq!(inflated.finding.unwrap().code, Code::CompressionMalformed);
     }
 

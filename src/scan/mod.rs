@@ -289,7 +289,7 @@ impl Inspector<'_> {
             return self.zip(source, depth);
         }
         taken.tar = true;
-        if tar::looks_like_tar(source) {
+        if is_tar(source)? {
             return self.tar(source, depth);
         }
         taken.pickle = true;
@@ -393,6 +393,7 @@ impl Inspector<'_> {
             compressed::Compression::Bzip2 => Format::Bzip2,
             compressed::Compression::Xz => Format::Xz,
             compressed::Compression::Lzma => Format::Lzma,
+            compressed::Compression::JoblibZf => Format::Joblib,
         };
         if let Some(scanned) = self.depth_exceeded(format, depth) {
             return Ok(Some(scanned));
@@ -738,6 +739,17 @@ fn pickle_format_finding(analysis: &pickle::PickleAnalysis) -> Finding {
 
 fn limit_exceeded(format: Format, message: String) -> Scanned {
     Scanned::new(format, vec![Finding::new(Code::ScanLimitExceeded, message)])
+}
+
+/// Whether `tarfile` reads the source as an archive with something in it. A first block of
+/// zeros opens as an *empty* archive, which no loader takes anything from; raw data often
+/// starts that way, so it is not called a tar (what follows is still searched as bytes).
+fn is_tar(source: &dyn ReadAt) -> io::Result<bool> {
+    if !tar::looks_like_tar(source) {
+        return Ok(false);
+    }
+    let first = source.read_vec(0, source.size().min(512))?;
+    Ok(!first.iter().all(|byte| *byte == 0))
 }
 
 /// File-name extensions that mean a pickle (or a container of one) to the loaders that read

@@ -12,7 +12,7 @@
 use std::io;
 
 use super::source::{ReadAt, Slice};
-use super::{pickle, tar, zip, Format, Inspector, Scanned};
+use super::{pickle, zip, Format, Inspector, Scanned};
 use crate::finding::{quote, Code, Finding};
 
 /// The readings the primary one already covered, so they are not taken twice.
@@ -66,9 +66,7 @@ impl Inspector<'_> {
                     .extend(zipped.findings.into_iter().map(|f| f.inside("(zip)")));
             }
         }
-        if !taken.tar
-            && !matches!(format, Format::Tar | Format::TorchTar)
-            && tar::looks_like_tar(source)
+        if !taken.tar && !matches!(format, Format::Tar | Format::TorchTar) && super::is_tar(source)?
         {
             let tarred = self.tar(source, depth)?;
             scanned.findings.push(Finding::new(

@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+mod archive_oracle;
 mod cli;
 mod explain;
 mod fetch;

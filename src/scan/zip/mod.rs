@@ -346,28 +346,33 @@ fn locate_directory(
     let tail_start = size - tail_len;
     let tail = read_at(source, tail_start, tail_len)?;
 
-    // Python takes the last signature; we take the last one whose comment fits, and flag a
-    // later one so that a reader taking it cannot see a different archive.
+    // The record Python's `_EndRecData` and miniz take: the last 22 bytes when they are a
+    // record without a comment, else the last signature with a whole record after it, whatever
+    // its comment length says. Python gives up when that last signature is cut short; miniz
+    // looks further back, and so do we, reporting the cut one.
     let mut later_candidates = 0usize;
     let mut found = None;
-    for pos in memchr::memmem::rfind_iter(&tail, &EOCD_SIG) {
-        let record = pos.checked_add(EOCD_LEN).and_then(|end| tail.get(pos..end));
-        let fits = record.and_then(|r| le16(r, 20)).is_some_and(|comment| {
-            pos.checked_add(EOCD_LEN)
-                .and_then(|end| end.checked_add(usize::from(comment)))
-                .is_some_and(|end| end <= tail.len())
-        });
-        match record {
-            Some(record) if fits => {
-                found = Some((pos, record));
-                break;
+    let fast = tail
+        .len()
+        .checked_sub(EOCD_LEN)
+        .and_then(|pos| tail.get(pos..).map(|record| (pos, record)))
+        .filter(|(_, record)| record.starts_with(&EOCD_SIG) && record.ends_with(&[0, 0]));
+    if let Some(fast) = fast {
+        found = Some(fast);
+    } else {
+        for pos in memchr::memmem::rfind_iter(&tail, &EOCD_SIG) {
+            match pos.checked_add(EOCD_LEN).and_then(|end| tail.get(pos..end)) {
+                Some(record) => {
+                    found = Some((pos, record));
+                    break;
+                }
+                None => later_candidates += 1,
             }
-            _ => later_candidates += 1,
         }
     }
     let Some((pos, record)) = found else {
         sink.push(malformed(if later_candidates > 0 {
-            "end-of-central-directory record is truncated or its comment runs past the end of the file"
+            "end-of-central-directory record is truncated"
         } else {
             "no end-of-central-directory record: the archive cannot be listed"
         }));
@@ -377,7 +382,7 @@ fn locate_directory(
     if later_candidates > 0 {
         sink.push(
             malformed(format!(
-                "{later_candidates} end-of-central-directory signature(s) follow the record at @{eocd_pos}; readers that take the last one see a different archive"
+                "{later_candidates} truncated end-of-central-directory signature(s) follow the record at @{eocd_pos}; Python's zipfile refuses the archive, other readers use the earlier record"
             ))
             .at(format!("@{eocd_pos}")),
         );
@@ -393,6 +398,17 @@ fn locate_directory(
     let mut cd_offset = field32(16);
     let comment_len = field16(20);
     let eocd_end = eocd_pos + EOCD_LEN as u64 + comment_len;
+    if eocd_end > size {
+        // Python and miniz take the shorter comment; Go's archive/zip rejects the archive.
+        sink.push(
+            malformed(format!(
+                "end-of-central-directory comment of {comment_len} bytes runs {} bytes past the end of the file",
+                eocd_end - size
+            ))
+            .at(format!("@{eocd_pos}")),
+        );
+    }
+    let eocd_end = eocd_end.min(size);
     if eocd_end < size {
         sink.push(
             Finding::new(
@@ -423,6 +439,8 @@ fn locate_directory(
             )));
             return Ok(None);
         }
+        // Python reads the zip64 record right before the locator, whatever offset the locator
+        // stores; there being no room for it makes Python's seek fail.
         let Some(record_pos) = locator_pos.checked_sub(ZIP64_EOCD_LEN) else {
             sink.push(malformed(
                 "zip64 locator present but no room for the zip64 end record",
@@ -430,49 +448,51 @@ fn locate_directory(
             return Ok(None);
         };
         let record64 = read_at(source, record_pos, ZIP64_EOCD_LEN)?;
-        if !record64.starts_with(&ZIP64_EOCD_SIG) {
+        if record64.starts_with(&ZIP64_EOCD_SIG) {
+            let disk64 = le32(&record64, 16).unwrap_or(0);
+            let cd_disk64 = le32(&record64, 20).unwrap_or(0);
+            let entries_disk64 = le64(&record64, 24).unwrap_or(0);
+            let entries64 = le64(&record64, 32).unwrap_or(0);
+            let cd_size64 = le64(&record64, 40).unwrap_or(0);
+            let cd_offset64 = le64(&record64, 48).unwrap_or(0);
+            if disk64 != 0 || cd_disk64 != 0 || entries_disk64 != entries64 {
+                // Python ignores these fields; readers that honour them see another archive.
+                sink.push(malformed(format!(
+                    "zip64 end record describes a multi-disk archive (disk {disk64}, directory on disk {cd_disk64})"
+                )));
+            }
+            for (what, narrow, wide, sentinel) in [
+                ("entry count", entries, entries64, 0xFFFF),
+                ("directory size", cd_size, cd_size64, U32_MAX),
+                ("directory offset", cd_offset, cd_offset64, U32_MAX),
+            ] {
+                if narrow != sentinel && narrow != wide {
+                    sink.push(Finding::new(
+                        Code::ArchiveHeaderMismatch,
+                        format!(
+                            "end record {what} {narrow} disagrees with the zip64 end record's {wide}"
+                        ),
+                    ));
+                }
+            }
+            entries = entries64;
+            cd_size = cd_size64;
+            cd_offset = cd_offset64;
+            end_start = record_pos;
+            zip64_locator_offset = Some(record_offset);
+        } else {
+            // Python quietly falls back to the plain end record; readers that trust the
+            // locator do not.
             sink.push(
                 malformed("zip64 locator present but the zip64 end record does not precede it")
                     .at(format!("@{record_pos}")),
             );
-            return Ok(None);
         }
-        let disk64 = le32(&record64, 16).unwrap_or(0);
-        let cd_disk64 = le32(&record64, 20).unwrap_or(0);
-        let entries_disk64 = le64(&record64, 24).unwrap_or(0);
-        let entries64 = le64(&record64, 32).unwrap_or(0);
-        let cd_size64 = le64(&record64, 40).unwrap_or(0);
-        let cd_offset64 = le64(&record64, 48).unwrap_or(0);
-        if disk64 != 0 || cd_disk64 != 0 || entries_disk64 != entries64 {
-            sink.push(malformed(format!(
-                "zip64 end record describes a multi-disk archive (disk {disk64}, directory on disk {cd_disk64})"
-            )));
-            return Ok(None);
-        }
-        for (what, narrow, wide, sentinel) in [
-            ("entry count", entries, entries64, 0xFFFF),
-            ("directory size", cd_size, cd_size64, U32_MAX),
-            ("directory offset", cd_offset, cd_offset64, U32_MAX),
-        ] {
-            if narrow != sentinel && narrow != wide {
-                sink.push(Finding::new(
-                    Code::ArchiveHeaderMismatch,
-                    format!(
-                        "end record {what} {narrow} disagrees with the zip64 end record's {wide}"
-                    ),
-                ));
-            }
-        }
-        entries = entries64;
-        cd_size = cd_size64;
-        cd_offset = cd_offset64;
-        end_start = record_pos;
-        zip64_locator_offset = Some(record_offset);
     } else if disk != 0 || cd_disk != 0 || entries_disk != entries {
+        // Python ignores these fields; readers that honour them refuse or see another archive.
         sink.push(malformed(format!(
             "end record describes a multi-disk archive (disk {disk}, directory on disk {cd_disk})"
         )));
-        return Ok(None);
     }
 
     // Python's "concat": the directory ends where the end records start; whatever the stored
