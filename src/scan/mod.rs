@@ -17,6 +17,7 @@ pub mod safetensors;
 pub mod source;
 pub mod tar;
 pub mod template;
+pub mod tensorflow;
 mod walk;
 pub mod zip;
 

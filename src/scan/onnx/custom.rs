@@ -28,6 +28,7 @@ const KNOWN_DOMAINS: &[&str] = &[
     "",
     "ai.onnx",
     "ai.onnx.ml",
+    "ai.onnx.preview",
     "ai.onnx.training",
     "ai.onnx.preview.training",
     "com.microsoft",
