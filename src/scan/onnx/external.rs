@@ -70,10 +70,14 @@ pub(super) fn check_entries(
                     findings.push(
                         Finding::new(
                             Code::OnnxExternalDataUnsafe,
-                            format!("tensor `{tensor}` reads external data from `{value}`: {reason}"),
+                            format!(
+                                "tensor `{tensor}` reads external data from `{value}`: {reason}"
+                            ),
                         )
                         .at(here)
-                        .with_hint("external data must be a relative path inside the model's directory"),
+                        .with_hint(
+                            "external data must be a relative path inside the model's directory",
+                        ),
                     );
                 }
             }

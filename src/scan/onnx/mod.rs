@@ -126,12 +126,7 @@ enum Shape {
 }
 
 /// Checks a known field's wire type (and a packed field's contents).
-fn expect(
-    message: &Message<'_>,
-    field: &Field,
-    shape: Shape,
-    name: &str,
-) -> Result<(), Stop> {
+fn expect(message: &Message<'_>, field: &Field, shape: Shape, name: &str) -> Result<(), Stop> {
     let ok = match (shape, field.payload) {
         (Shape::Len, Payload::Len(_)) => true,
         (Shape::Varint | Shape::PackedVarint, Payload::Varint(_)) => true,
@@ -372,9 +367,7 @@ impl Walker {
                     push_bounded(&mut op_types, op);
                 }
                 5 => {
-                    if let Some(reason) =
-                        self.attribute(message, len_payload(&field, M)?, depth)?
-                    {
+                    if let Some(reason) = self.attribute(message, len_payload(&field, M)?, depth)? {
                         python.push((reason, field.at));
                     }
                 }
@@ -496,16 +489,11 @@ impl Walker {
                 }
                 // attribute_proto: default values of the function's attributes.
                 11 => {
-                    if let Some(reason) =
-                        self.attribute(message, len_payload(&field, M)?, depth)?
-                    {
+                    if let Some(reason) = self.attribute(message, len_payload(&field, M)?, depth)? {
                         self.findings.push(
                             Finding::new(
                                 Code::OnnxCustomCode,
-                                format!(
-                                    "function `{}` runs Python: {reason}",
-                                    quote_bytes(&name)
-                                ),
+                                format!("function `{}` runs Python: {reason}", quote_bytes(&name)),
                             )
                             .at(format!("@{}", field.at)),
                         );

@@ -314,10 +314,7 @@ mod tests {
         let bytes = [0x0a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40];
         let source = Bytes(&bytes);
         let mut message = Message::root(&source);
-        assert!(matches!(
-            message.next_field(),
-            Err(Stop::Invalid { .. })
-        ));
+        assert!(matches!(message.next_field(), Err(Stop::Invalid { .. })));
     }
 
     #[test]

@@ -493,7 +493,11 @@ fn never_panics_on_byte_flips() {
 }
 
 fn string_attr(name: &str, value: &str) -> Vec<u8> {
-    cat(&[lfield(1, name.as_bytes()), vfield(20, 3), lfield(4, value.as_bytes())])
+    cat(&[
+        lfield(1, name.as_bytes()),
+        vfield(20, 3),
+        lfield(4, value.as_bytes()),
+    ])
 }
 
 fn domain_node(op: &str, domain: &str, attributes: &[Vec<u8>]) -> Vec<u8> {
@@ -534,7 +538,11 @@ fn flags_nodes_that_run_python() {
         "com.microsoft",
         &[string_attr("func_name", "evil.Function")],
     );
-    let body = cat(&[lfield(1, b"body"), vfield(20, 5), lfield(6, &graph(&[python_op], &[]))]);
+    let body = cat(&[
+        lfield(1, b"body"),
+        vfield(20, 5),
+        lfield(6, &graph(&[python_op], &[])),
+    ]);
     let function = cat(&[
         lfield(1, b"f"),
         lfield(10, b"local"),
@@ -544,10 +552,16 @@ fn flags_nodes_that_run_python() {
     bytes.extend(lfield(25, &function));
     let report = check(&bytes);
     let found = critical_custom(&report);
-    assert!(found.iter().any(|m| m.contains("op `PythonOp`")), "{found:?}");
+    assert!(
+        found.iter().any(|m| m.contains("op `PythonOp`")),
+        "{found:?}"
+    );
     // The call of the local function `local.f` is not a custom op.
     assert!(
-        !report.findings.iter().any(|f| f.message.contains("custom domain")),
+        !report
+            .findings
+            .iter()
+            .any(|f| f.message.contains("custom domain")),
         "{:#?}",
         report.findings
     );
@@ -562,7 +576,11 @@ fn flags_nodes_that_run_python() {
         "{:#?}",
         report.findings
     );
-    let strings = cat(&[lfield(1, b"stopwords"), lfield(9, b"a"), lfield(9, b"import os\n")]);
+    let strings = cat(&[
+        lfield(1, b"stopwords"),
+        lfield(9, b"a"),
+        lfield(9, b"import os\n"),
+    ]);
     let report = check(&model(&graph(&[node("StringNormalizer", &[strings])], &[])));
     assert_eq!(critical_custom(&report).len(), 1, "{:#?}", report.findings);
 
@@ -575,8 +593,10 @@ fn flags_nodes_that_run_python() {
         &[],
     )));
     assert_eq!(critical_custom(&report).len(), 1, "{:#?}", report.findings);
-    assert!(report.findings.iter().any(|f| f.severity == Severity::Warning
-        && f.message.contains("`GPT2Tokenizer`")));
+    assert!(report
+        .findings
+        .iter()
+        .any(|f| f.severity == Severity::Warning && f.message.contains("`GPT2Tokenizer`")));
 }
 
 #[test]

@@ -193,22 +193,26 @@ impl Walker {
         let mut name = Vec::new();
         let mut ops: Vec<(Vec<u8>, u64)> = Vec::new();
         let mut watched: Vec<(&'static str, Vec<u8>)> = Vec::new();
-        each_len(parent.child(span)?, &[1, 2, 5], |message, number, field_span| {
-            match number {
-                1 => name = message.prefix(field_span, MAX_NAME)?,
-                // Protobuf keeps the last `op`; every one is judged so that no reader's
-                // choice hides an op.
-                2 => {
-                    if ops.len() < MAX_VALUES {
-                        ops.push((message.prefix(field_span, MAX_NAME)?, field_span.at));
-                    } else {
-                        return Err(invalid(field_span.at, "node repeats its op field"));
+        each_len(
+            parent.child(span)?,
+            &[1, 2, 5],
+            |message, number, field_span| {
+                match number {
+                    1 => name = message.prefix(field_span, MAX_NAME)?,
+                    // Protobuf keeps the last `op`; every one is judged so that no reader's
+                    // choice hides an op.
+                    2 => {
+                        if ops.len() < MAX_VALUES {
+                            ops.push((message.prefix(field_span, MAX_NAME)?, field_span.at));
+                        } else {
+                            return Err(invalid(field_span.at, "node repeats its op field"));
+                        }
                     }
+                    _ => attr_entry(message, field_span, &mut watched)?,
                 }
-                _ => attr_entry(message, field_span, &mut watched)?,
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         for (op, at) in ops {
             let verdict = ops::judge(&op, |wanted| {
                 let values: Vec<Vec<u8>> = watched
@@ -350,7 +354,8 @@ fn named_node(node: &[u8]) -> bool {
 
 /// TensorFlow op and function names: `[A-Za-z_][A-Za-z0-9_.>-]*`.
 fn op_like(name: &[u8]) -> bool {
-    name.first().is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+    name.first()
+        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
         && name
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'>' | b'-'))

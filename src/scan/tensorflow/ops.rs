@@ -114,7 +114,13 @@ const SUSPECT: &[(&str, Danger)] = &[
 pub(super) const WATCHED_ATTRIBUTES: &[&str] = &["output_stream", "descriptor_source"];
 
 /// `PrintV2` streams that are not files (`tensorflow/core/kernels/logging_ops.cc`).
-const PRINT_STREAMS: &[&str] = &["stderr", "stdout", "log(info)", "log(warning)", "log(error)"];
+const PRINT_STREAMS: &[&str] = &[
+    "stderr",
+    "stdout",
+    "log(info)",
+    "log(warning)",
+    "log(error)",
+];
 
 /// How serious an op is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +130,10 @@ pub(super) enum Verdict {
 }
 
 /// The verdict on an op, given its watched attributes' string values.
-pub(super) fn judge(op: &[u8], attribute: impl Fn(&str) -> Option<Vec<Vec<u8>>>) -> Option<Verdict> {
+pub(super) fn judge(
+    op: &[u8],
+    attribute: impl Fn(&str) -> Option<Vec<Vec<u8>>>,
+) -> Option<Verdict> {
     let named = |list: &[(&str, Danger)]| {
         list.iter()
             .find(|(name, _)| name.as_bytes() == op)

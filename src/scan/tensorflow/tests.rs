@@ -35,7 +35,13 @@ fn cat(parts: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn attr_s(key: &str, value: &str) -> Vec<u8> {
-    lfield(5, &cat(&[lfield(1, key.as_bytes()), lfield(2, &lfield(2, value.as_bytes()))]))
+    lfield(
+        5,
+        &cat(&[
+            lfield(1, key.as_bytes()),
+            lfield(2, &lfield(2, value.as_bytes())),
+        ]),
+    )
 }
 
 fn node(name: &str, op: &str, extra: &[Vec<u8>]) -> Vec<u8> {
@@ -128,8 +134,14 @@ fn flags_unsafe_ops_in_graphs_and_functions() {
     for bytes in [saved_model(&g), g.clone()] {
         let found = unsafe_ops(&check(&bytes));
         assert_eq!(found.len(), 4, "{found:#?}");
-        assert!(found[0].contains("`r` in the graph uses op `ReadFile`"), "{found:?}");
-        assert!(found[1].contains("function `__inference_call_12`"), "{found:?}");
+        assert!(
+            found[0].contains("`r` in the graph uses op `ReadFile`"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].contains("function `__inference_call_12`"),
+            "{found:?}"
+        );
         assert!(found[1].contains("runs Python"), "{found:?}");
         assert!(found[2].starts_with("Critical") && found[2].contains("PrintV2"));
         assert!(found[3].starts_with("Warning"), "{found:?}");
@@ -169,7 +181,12 @@ fn malformed_files_are_findings() {
     assert_eq!(report.findings.len(), 1);
     assert_eq!(report.findings[0].code, Code::TensorflowMalformed);
     // Well-formed protobuf of another type (an ONNX TensorProto): no ops, no finding.
-    let tensor = cat(&[vfield(1, 2), vfield(2, 1), lfield(8, b"t"), lfield(9, &[0; 8])]);
+    let tensor = cat(&[
+        vfield(1, 2),
+        vfield(2, 1),
+        lfield(8, b"t"),
+        lfield(9, &[0; 8]),
+    ]);
     let report = check(&tensor);
     assert_eq!(report.kind, None);
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
@@ -215,9 +232,21 @@ fn reads_the_real_fixtures() {
     let expect: &[(&str, Option<&str>, TfKind)] = &[
         ("plain-module/saved_model.pb", None, TfKind::SavedModel),
         ("keras-dense/saved_model.pb", None, TfKind::SavedModel),
-        ("py-function/saved_model.pb", Some("EagerPyFunc"), TfKind::SavedModel),
-        ("read-file/saved_model.pb", Some("ReadFile"), TfKind::SavedModel),
-        ("print-to-file/saved_model.pb", Some("PrintV2"), TfKind::SavedModel),
+        (
+            "py-function/saved_model.pb",
+            Some("EagerPyFunc"),
+            TfKind::SavedModel,
+        ),
+        (
+            "read-file/saved_model.pb",
+            Some("ReadFile"),
+            TfKind::SavedModel,
+        ),
+        (
+            "print-to-file/saved_model.pb",
+            Some("PrintV2"),
+            TfKind::SavedModel,
+        ),
         ("frozen-plain.pb", None, TfKind::GraphDef),
         ("frozen-pyfunc.pb", Some("PyFunc"), TfKind::GraphDef),
         ("frozen-write-file.pb", Some("WriteFile"), TfKind::GraphDef),
@@ -240,4 +269,43 @@ fn reads_the_real_fixtures() {
             }
         }
     }
+}
+
+/// Scans every `*.pb` under `$MODELVET_TF_CORPUS` and prints counts; a `saved_model.pb` whose
+/// path holds `unsafe` must have a critical finding, every other file none. Run with
+/// `MODELVET_TF_CORPUS=DIR cargo test --lib tensorflow::tests::corpus -- --ignored --nocapture`.
+#[test]
+#[ignore = "needs a corpus directory"]
+fn corpus() {
+    let root = std::env::var("MODELVET_TF_CORPUS").unwrap();
+    let mut stack = vec![std::path::PathBuf::from(root)];
+    let (mut files, mut kinds, mut bad) = (0, std::collections::BTreeMap::new(), Vec::new());
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "pb") {
+                continue;
+            }
+            files += 1;
+            let source =
+                crate::scan::source::FileSource::new(std::fs::File::open(&path).unwrap()).unwrap();
+            let report = check_source(&source).unwrap();
+            *kinds.entry(format!("{:?}", report.kind)).or_insert(0) += 1;
+            let critical = report
+                .findings
+                .iter()
+                .any(|f| f.severity == Severity::Critical);
+            let wants_critical =
+                path.to_string_lossy().contains("unsafe") && path.ends_with("saved_model.pb");
+            if critical != wants_critical || (!wants_critical && !report.findings.is_empty()) {
+                bad.push(format!("{}: {:?}", path.display(), report.findings));
+            }
+        }
+    }
+    println!("files={files} kinds={kinds:?} unexpected={}", bad.len());
+    assert!(bad.is_empty(), "{bad:#?}");
 }
