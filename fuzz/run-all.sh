@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_EACH="${1:-60}"
 export RUSTC_BOOTSTRAP=1
-for target in pickle zip tar compressed safetensors gguf onnx scan manifest envelope sha256sums monai tensor_file plugin receipt hdf5 template; do
+for target in pickle zip tar compressed safetensors gguf onnx tensorflow scan manifest envelope sha256sums monai tensor_file plugin receipt hdf5 template; do
     mkdir -p "corpus/$target"
     # Seed with every fixture: the format parsers must survive each other's inputs too.
     find ../fixtures -type f -size -256k ! -name '*.py' ! -name '*.md' \

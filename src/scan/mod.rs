@@ -19,6 +19,7 @@ pub mod safetensors;
 pub mod source;
 pub mod tar;
 pub mod template;
+pub mod tensorflow;
 mod text;
 mod walk;
 pub mod zip;
@@ -52,6 +53,7 @@ pub enum Format {
     Onnx,
     Keras,
     Hdf5,
+    Tensorflow,
     Wasm,
     Zip,
     Tar,
@@ -83,6 +85,7 @@ impl Format {
             Format::Onnx => "onnx",
             Format::Keras => "keras",
             Format::Hdf5 => "hdf5",
+            Format::Tensorflow => "tensorflow",
             Format::Wasm => "wasm",
             Format::Zip => "zip",
             Format::Tar => "tar",
@@ -306,10 +309,16 @@ impl Inspector<'_> {
                     ),
                 ));
             }
-            let report = onnx::check(&source.read_vec(0, size)?);
+            // Walked from the source: tensor payloads are skipped by offset.
+            let report = onnx::check_source(source)?;
             if report.summary.is_some() || has_extension(name, &["onnx"]) {
                 return Ok(Scanned::new(Format::Onnx, report.findings));
             }
+        }
+        // After ONNX: a `saved_model.pb` starts like a ModelProto too (`08 01 12`).
+        if tensorflow::sniff(source).is_some() || has_extension(name, &["pb"]) {
+            let report = tensorflow::check_source(source)?;
+            return Ok(Scanned::new(Format::Tensorflow, report.findings));
         }
         // Content matched nothing; a name that claims a safe format is held to that claim, so
         // a broken `.safetensors` is refused rather than waved through as unknown bytes.
@@ -809,6 +818,7 @@ fn extension_mismatch(name: &str, format: Format) -> Option<Finding> {
         ],
         "keras" => &[Format::Keras],
         "h5" | "hdf5" => &[Format::Hdf5],
+        "pb" => &[Format::Tensorflow, Format::Onnx],
         "wasm" => &[Format::Wasm],
         "json" => &[Format::Json, Format::Empty],
         "txt" | "md" => &[Format::Text, Format::Json, Format::Empty],

@@ -1,18 +1,33 @@
 //! ONNX validation: a strict protobuf wire-format walk of a `ModelProto` (onnx.proto) that
-//! reaches every tensor in the model, in the main graph, in subgraphs held by node attributes,
-//! in training graphs and in model-local functions, and checks where each one's external data
-//! would be read from.
+//! reaches every node and tensor in the model, in the main graph, in subgraphs held by node
+//! attributes, in training graphs and in model-local functions; it checks where each tensor's
+//! external data would be read from and whether any node runs Python.
 //!
-//! ONNX holds no code, which is why a valid model is accepted; the dangers are a loader's
-//! parser and external data paths that escape the model's directory (`../../etc/passwd`,
-//! `/dev/zero`, `C:\...`). Anything that is not well-formed protobuf of the expected shape is
-//! a finding, so an accepted file is one every protobuf reader reads the same way. This module
-//! reads only the bytes it is handed: it must not open external data files, copy tensor data,
-//! or decide the verdict.
+//! ONNX graphs are data, which is why a valid model without custom code is accepted; the
+//! dangers are nodes that call into Python (see [`custom`] for which ones, and why other custom
+//! domains only warn), a loader's parser, and external data paths that escape the model's
+//! directory (`../../etc/passwd`, `/dev/zero`, `C:\...`). Anything that is not well-formed
+//! protobuf of the expected shape is a finding, so an accepted file is one every protobuf
+//! reader reads the same way.
+//!
+//! The walk streams from a [`ReadAt`] source ([`protobuf`]): tensor payloads (`raw_data`,
+//! `float_data`...) are skipped by offset, packed varint payloads are checked in bounded
+//! chunks, and strings are read as bounded prefixes, so memory does not follow the model's
+//! size. This module reads only the bytes it is handed: it must not open external data files,
+//! copy tensor data, or decide the verdict.
+
+mod custom;
+mod external;
+pub(crate) mod protobuf;
 
 use std::collections::HashSet;
+use std::io;
 
 use crate::finding::{quote_bytes, CappedFindings, Code, Finding, Severity};
+use crate::scan::source::ReadAt;
+use custom::Domain;
+use external::Entry;
+use protobuf::{check_packed_varints, invalid, Field, Message, Payload, Span, Stop};
 
 /// Facts about a model whose `ModelProto` parsed completely.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +45,7 @@ pub struct OnnxSummary {
     pub external_locations: Vec<String>,
 }
 
-/// What [`check`] established: a summary when the model parsed, and every finding.
+/// What [`check_source`] established: a summary when the model parsed, and every finding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OnnxReport {
     pub summary: Option<OnnxSummary>,
@@ -40,181 +55,64 @@ pub struct OnnxReport {
 /// A cheap content sniff: the file starts with field 1 (`ir_version`, varint) holding a
 /// plausible version, followed by a well-formed protobuf tag.
 pub fn looks_like_onnx(head: &[u8]) -> bool {
-    if head.first() != Some(&0x08) {
+    let Some(rest) = head.strip_prefix(&[0x08]) else {
         return false;
-    }
-    let mut wire = Wire::new(head, 0);
-    wire.pos = 1;
-    let plausible = wire
-        .varint()
-        .is_ok_and(|v| (1..=MAX_PLAUSIBLE_IR_VERSION).contains(&v));
+    };
+    let Some((version, rest)) = head_varint(rest) else {
+        return false;
+    };
     // Only the tag: the field it opens (often the whole graph) may extend past `head`.
-    plausible
-        && wire
-            .tag()
-            .is_ok_and(|(_, wire_type)| matches!(wire_type, 0 | 1 | 2 | 5))
+    (1..=MAX_PLAUSIBLE_IR_VERSION).contains(&version)
+        && head_varint(rest).is_some_and(|(tag, _)| {
+            tag >> 3 != 0 && tag <= u64::from(u32::MAX) && matches!(tag & 7, 0 | 1 | 2 | 5)
+        })
 }
 
-/// Validates a whole ONNX model file.
-pub fn check(bytes: &[u8]) -> OnnxReport {
+/// Validates an ONNX model file read from `source`, in memory bounded whatever its size.
+/// Errors are the source's I/O errors only; unparseable bytes are findings.
+pub fn check_source(source: &dyn ReadAt) -> io::Result<OnnxReport> {
     let mut walker = Walker::default();
-    let summary = match walker.model(bytes) {
+    let summary = match walker.model(source) {
         Ok(summary) => Some(summary),
-        Err(invalid) => {
-            walker.findings.push(
-                Finding::new(Code::OnnxInvalid, invalid.message).at(format!("@{}", invalid.at)),
-            );
+        Err(Stop::Io(error)) => return Err(error),
+        Err(Stop::Invalid { at, message }) => {
+            walker
+                .findings
+                .push(Finding::new(Code::OnnxInvalid, message).at(format!("@{at}")));
             None
         }
     };
-    OnnxReport {
+    walker.custom_domain_findings();
+    Ok(OnnxReport {
         summary,
         findings: walker.findings.finish(),
-    }
+    })
+}
+
+/// Validates a whole ONNX model held in memory.
+pub fn check(bytes: &[u8]) -> OnnxReport {
+    check_source(&protobuf::Bytes(bytes)).unwrap_or_else(|error| OnnxReport {
+        summary: None,
+        findings: vec![Finding::new(
+            Code::OnnxInvalid,
+            format!("model cannot be read: {error}"),
+        )],
+    })
 }
 
 // Protobuf nests messages; ONNX nests graphs inside node attributes inside graphs. Each
-// message level counts once, so 64 allows about twenty levels of subgraphs.
+// message level counts once, so 64 allows about twenty levels of subgraphs. Each level holds
+// one window of `protobuf::WINDOW` bytes, so this also bounds memory (4 MiB).
 const MAX_DEPTH: u32 = 64;
 const MAX_PLAUSIBLE_IR_VERSION: u64 = 100;
 const MAX_OPSETS: usize = 1024;
 const MAX_LOCATIONS: usize = 4096;
-const MAX_FIELD_NUMBER: u64 = (1 << 29) - 1;
-
-/// Something that cannot be parsed, at an absolute byte offset.
-#[derive(Debug)]
-struct Invalid {
-    at: usize,
-    message: String,
-}
-
-fn invalid(at: usize, message: impl Into<String>) -> Invalid {
-    Invalid {
-        at,
-        message: message.into(),
-    }
-}
-
-/// A protobuf field's payload.
-#[derive(Clone, Copy)]
-enum Payload<'a> {
-    Varint(u64),
-    Fixed64,
-    Fixed32,
-    /// Length-delimited bytes and the absolute offset where they start.
-    Len(&'a [u8], usize),
-}
-
-#[derive(Clone, Copy)]
-struct Field<'a> {
-    number: u64,
-    payload: Payload<'a>,
-    /// Absolute offset of the field's tag.
-    at: usize,
-}
-
-/// A strict protobuf wire reader over one message's bytes.
-struct Wire<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    /// Absolute offset of `buf` in the file, for findings.
-    base: usize,
-}
-
-impl<'a> Wire<'a> {
-    fn new(buf: &'a [u8], base: usize) -> Self {
-        Wire { buf, pos: 0, base }
-    }
-
-    fn abs(&self) -> usize {
-        self.base.saturating_add(self.pos)
-    }
-
-    /// A base-128 varint of at most 10 bytes whose value fits in 64 bits.
-    fn varint(&mut self) -> Result<u64, Invalid> {
-        let start = self.abs();
-        let mut value = 0u64;
-        for i in 0..10u32 {
-            let Some(&byte) = self.buf.get(self.pos) else {
-                return Err(invalid(start, "varint runs past the end of its message"));
-            };
-            self.pos += 1;
-            if i == 9 && byte > 1 {
-                return Err(invalid(start, "varint overflows 64 bits"));
-            }
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(invalid(start, "varint longer than 10 bytes"))
-    }
-
-    fn skip(&mut self, len: usize, what: &str) -> Result<&'a [u8], Invalid> {
-        let at = self.abs();
-        let bytes = self
-            .pos
-            .checked_add(len)
-            .and_then(|end| self.buf.get(self.pos..end))
-            .ok_or_else(|| invalid(at, format!("{what} runs past the end of its message")))?;
-        self.pos += len;
-        Ok(bytes)
-    }
-
-    /// A field tag: its field number and wire type.
-    fn tag(&mut self) -> Result<(u64, u64), Invalid> {
-        let at = self.abs();
-        let tag = self.varint()?;
-        if tag > u64::from(u32::MAX) {
-            return Err(invalid(at, "field tag overflows 32 bits"));
-        }
-        let number = tag >> 3;
-        if number == 0 || number > MAX_FIELD_NUMBER {
-            return Err(invalid(at, format!("invalid field number {number}")));
-        }
-        Ok((number, tag & 7))
-    }
-
-    /// The next field, or `None` at the end of the message.
-    fn next_field(&mut self) -> Result<Option<Field<'a>>, Invalid> {
-        if self.pos >= self.buf.len() {
-            return Ok(None);
-        }
-        let at = self.abs();
-        let (number, wire_type) = self.tag()?;
-        let payload = match wire_type {
-            0 => Payload::Varint(self.varint()?),
-            1 => {
-                self.skip(8, "fixed64 field")?;
-                Payload::Fixed64
-            }
-            2 => {
-                let len = self.varint()?;
-                let len = usize::try_from(len)
-                    .map_err(|_| invalid(at, "length-delimited field runs past the end"))?;
-                let start = self.abs();
-                let bytes = self.skip(len, "length-delimited field")?;
-                Payload::Len(bytes, start)
-            }
-            5 => {
-                self.skip(4, "fixed32 field")?;
-                Payload::Fixed32
-            }
-            3 | 4 => {
-                return Err(invalid(
-                    at,
-                    format!("field {number} uses the deprecated group wire type"),
-                ))
-            }
-            other => return Err(invalid(at, format!("field {number} has wire type {other}"))),
-        };
-        Ok(Some(Field {
-            number,
-            payload,
-            at,
-        }))
-    }
-}
+/// Names, domains and op types are read up to this many bytes (findings quote 200 chars).
+const MAX_NAME: usize = 1024;
+/// Distinct `(domain, op)` pairs of custom domains remembered until the functions are known.
+const MAX_CUSTOM: usize = 256;
+/// Model-local functions remembered, to tell their domains from custom-op domains.
+const MAX_FUNCTIONS: usize = 4096;
 
 /// The wire shapes a known field may take. Repeated scalars may be packed (length-delimited).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -228,21 +126,18 @@ enum Shape {
 }
 
 /// Checks a known field's wire type (and a packed field's contents).
-fn expect(field: &Field<'_>, shape: Shape, message: &str) -> Result<(), Invalid> {
+fn expect(message: &Message<'_>, field: &Field, shape: Shape, name: &str) -> Result<(), Stop> {
     let ok = match (shape, field.payload) {
-        (Shape::Len, Payload::Len(..)) => true,
+        (Shape::Len, Payload::Len(_)) => true,
         (Shape::Varint | Shape::PackedVarint, Payload::Varint(_)) => true,
         (Shape::Fixed32 | Shape::PackedFixed32, Payload::Fixed32) => true,
         (Shape::PackedFixed64, Payload::Fixed64) => true,
-        (Shape::PackedVarint, Payload::Len(bytes, base)) => {
-            let mut wire = Wire::new(bytes, base);
-            while wire.pos < bytes.len() {
-                wire.varint()?;
-            }
+        (Shape::PackedVarint, Payload::Len(span)) => {
+            check_packed_varints(message, span)?;
             true
         }
-        (Shape::PackedFixed32, Payload::Len(bytes, _)) => bytes.len() % 4 == 0,
-        (Shape::PackedFixed64, Payload::Len(bytes, _)) => bytes.len() % 8 == 0,
+        (Shape::PackedFixed32, Payload::Len(span)) => span.len % 4 == 0,
+        (Shape::PackedFixed64, Payload::Len(span)) => span.len % 8 == 0,
         _ => false,
     };
     if ok {
@@ -250,20 +145,22 @@ fn expect(field: &Field<'_>, shape: Shape, message: &str) -> Result<(), Invalid>
     } else {
         Err(invalid(
             field.at,
-            format!("{message} field {} has the wrong wire type", field.number),
+            format!("{name} field {} has the wrong wire type", field.number),
         ))
     }
 }
 
-fn len_payload<'a>(field: &Field<'a>, message: &str) -> Result<(&'a [u8], usize), Invalid> {
-    expect(field, Shape::Len, message)?;
+fn len_payload(field: &Field, message: &str) -> Result<Span, Stop> {
     match field.payload {
-        Payload::Len(bytes, base) => Ok((bytes, base)),
-        _ => Err(invalid(field.at, "unreachable wire type")),
+        Payload::Len(span) => Ok(span),
+        _ => Err(invalid(
+            field.at,
+            format!("{message} field {} has the wrong wire type", field.number),
+        )),
     }
 }
 
-fn varint_payload(field: &Field<'_>, message: &str) -> Result<u64, Invalid> {
+fn varint_payload(field: &Field, message: &str) -> Result<u64, Stop> {
     match field.payload {
         Payload::Varint(v) => Ok(v),
         _ => Err(invalid(
@@ -303,21 +200,34 @@ fn shape(message: &str, number: u64) -> Option<Shape> {
     })
 }
 
-/// Iterates a message's fields, checking each known field's wire type.
-fn fields<'a>(
-    bytes: &'a [u8],
-    base: usize,
-    message: &'static str,
-    mut each: impl FnMut(Field<'a>) -> Result<(), Invalid>,
-) -> Result<(), Invalid> {
-    let mut wire = Wire::new(bytes, base);
-    while let Some(field) = wire.next_field()? {
-        if let Some(shape) = shape(message, field.number) {
-            expect(&field, shape, message)?;
+/// Walks the message in `span` of `parent`, checking each known field's wire type.
+fn walk<'s>(
+    parent: &Message<'s>,
+    span: Span,
+    name: &'static str,
+    each: impl FnMut(&Message<'s>, Field) -> Result<(), Stop>,
+) -> Result<(), Stop> {
+    fields(parent.child(span)?, name, each)
+}
+
+fn fields<'s>(
+    mut message: Message<'s>,
+    name: &'static str,
+    mut each: impl FnMut(&Message<'s>, Field) -> Result<(), Stop>,
+) -> Result<(), Stop> {
+    while let Some(field) = message.next_field()? {
+        if let Some(shape) = shape(name, field.number) {
+            expect(&message, &field, shape, name)?;
         }
-        each(field)?;
+        each(&message, field)?;
     }
     Ok(())
+}
+
+/// A node's op, as found: for findings that name it and for the custom-domain check.
+struct Op {
+    domain: Vec<u8>,
+    op_type: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -328,45 +238,45 @@ struct Walker {
     locations: Vec<String>,
     seen_locations: HashSet<String>,
     locations_capped: bool,
+    /// Custom-domain ops, with where each was first seen.
+    custom: Vec<(Op, u64)>,
+    custom_capped: bool,
+    /// `(domain, name)` of model-local functions.
+    functions: HashSet<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Walker {
-    fn model(&mut self, bytes: &[u8]) -> Result<OnnxSummary, Invalid> {
+    fn model(&mut self, source: &dyn ReadAt) -> Result<OnnxSummary, Stop> {
         const M: &str = "ModelProto";
-        if bytes.is_empty() {
+        if source.size() == 0 {
             return Err(invalid(0, "empty file"));
         }
         let mut ir_version = None;
         let mut opsets = Vec::new();
         let mut producer = None;
         let mut graphs = 0u64;
-        fields(bytes, 0, M, |field| {
+        fields(Message::root(source), M, |message, field| {
             match field.number {
                 1 => ir_version = Some((varint_payload(&field, M)?, field.at)),
-                2 => producer = Some(lossy(len_payload(&field, M)?.0)),
+                2 => {
+                    let span = len_payload(&field, M)?;
+                    producer = Some(lossy(&message.prefix(span, MAX_NAME)?));
+                }
                 7 => {
-                    let (bytes, base) = len_payload(&field, M)?;
                     graphs += 1;
-                    self.graph(bytes, base, 1)?;
+                    self.graph(message, len_payload(&field, M)?, 1)?;
                 }
                 8 => {
-                    let (bytes, base) = len_payload(&field, M)?;
                     if opsets.len() >= MAX_OPSETS {
                         return Err(invalid(
                             field.at,
                             format!("more than {MAX_OPSETS} operator set imports"),
                         ));
                     }
-                    opsets.push(opset(bytes, base)?);
+                    opsets.push(opset(message, len_payload(&field, M)?)?);
                 }
-                20 => {
-                    let (bytes, base) = len_payload(&field, M)?;
-                    self.training_info(bytes, base, 1)?;
-                }
-                25 => {
-                    let (bytes, base) = len_payload(&field, M)?;
-                    self.function(bytes, base, 1)?;
-                }
+                20 => self.training_info(message, len_payload(&field, M)?, 1)?,
+                25 => self.function(message, len_payload(&field, M)?, 1)?,
                 _ => {}
             }
             Ok(())
@@ -403,7 +313,7 @@ impl Walker {
         })
     }
 
-    fn enter(depth: u32, at: usize) -> Result<u32, Invalid> {
+    fn enter(depth: u32, at: u64) -> Result<u32, Stop> {
         if depth >= MAX_DEPTH {
             Err(invalid(
                 at,
@@ -414,25 +324,22 @@ impl Walker {
         }
     }
 
-    fn graph(&mut self, bytes: &[u8], base: usize, depth: u32) -> Result<(), Invalid> {
+    fn graph(&mut self, parent: &Message<'_>, span: Span, depth: u32) -> Result<(), Stop> {
         const M: &str = "GraphProto";
-        let depth = Self::enter(depth, base)?;
-        fields(bytes, base, M, |field| {
+        let depth = Self::enter(depth, span.at)?;
+        walk(parent, span, M, |message, field| {
             match field.number {
                 1 => {
-                    let (bytes, base) = len_payload(&field, M)?;
                     self.nodes = self.nodes.saturating_add(1);
-                    self.node(bytes, base, depth)?;
+                    self.node(message, len_payload(&field, M)?, depth)?;
                 }
                 5 => {
-                    let (bytes, base) = len_payload(&field, M)?;
                     self.initializers = self.initializers.saturating_add(1);
-                    self.tensor(bytes, base, depth)?;
+                    self.tensor(message, len_payload(&field, M)?, depth)?;
                 }
                 15 => {
-                    let (bytes, base) = len_payload(&field, M)?;
                     self.initializers = self.initializers.saturating_add(1);
-                    self.sparse_tensor(bytes, base, depth)?;
+                    self.sparse_tensor(message, len_payload(&field, M)?, depth)?;
                 }
                 _ => {}
             }
@@ -440,105 +347,203 @@ impl Walker {
         })
     }
 
-    fn node(&mut self, bytes: &[u8], base: usize, depth: u32) -> Result<(), Invalid> {
+    fn node(&mut self, parent: &Message<'_>, span: Span, depth: u32) -> Result<(), Stop> {
         const M: &str = "NodeProto";
-        let depth = Self::enter(depth, base)?;
-        fields(bytes, base, M, |field| {
-            if field.number == 5 {
-                let (bytes, base) = len_payload(&field, M)?;
-                self.attribute(bytes, base, depth)?;
-            }
-            Ok(())
-        })
-    }
-
-    fn attribute(&mut self, bytes: &[u8], base: usize, depth: u32) -> Result<(), Invalid> {
-        const M: &str = "AttributeProto";
-        let depth = Self::enter(depth, base)?;
-        fields(bytes, base, M, |field| {
+        let depth = Self::enter(depth, span.at)?;
+        let mut name = Vec::new();
+        let mut op_types: Vec<Vec<u8>> = Vec::new();
+        let mut domains: Vec<Vec<u8>> = Vec::new();
+        let mut python = Vec::new();
+        walk(parent, span, M, |message, field| {
             match field.number {
-                5 | 10 => {
-                    let (bytes, base) = len_payload(&field, M)?;
-                    self.tensor(bytes, base, depth)?;
+                3 => name = message.prefix(len_payload(&field, M)?, MAX_NAME)?,
+                // Protobuf keeps the last of repeated singular fields; every one is checked
+                // so that no reader's choice hides an op.
+                4 => {
+                    let op = message.prefix(len_payload(&field, M)?, MAX_NAME)?;
+                    if custom::python_op(&op) {
+                        python.push((format!("op `{}`", quote_bytes(&op)), field.at));
+                    }
+                    push_bounded(&mut op_types, op);
                 }
-                6 | 11 => {
-                    let (bytes, base) = len_payload(&field, M)?;
-                    self.graph(bytes, base, depth)?;
+                5 => {
+                    if let Some(reason) = self.attribute(message, len_payload(&field, M)?, depth)? {
+                        python.push((reason, field.at));
+                    }
                 }
-                22 | 23 => {
-                    let (bytes, base) = len_payload(&field, M)?;
-                    self.sparse_tensor(bytes, base, depth)?;
+                7 => {
+                    let domain = message.prefix(len_payload(&field, M)?, MAX_NAME)?;
+                    push_bounded(&mut domains, domain);
                 }
                 _ => {}
             }
             Ok(())
+        })?;
+        let shown = quote_bytes(&name);
+        for (reason, at) in python {
+            self.findings.push(
+                Finding::new(
+                    Code::OnnxCustomCode,
+                    format!("node `{shown}` runs Python: {reason}"),
+                )
+                .at(format!("@{at}"))
+                .with_hint("a model must not choose code for its loader to run"),
+            );
+        }
+        if domains.is_empty() {
+            domains.push(Vec::new());
+        }
+        let op_type = op_types.pop().unwrap_or_default();
+        for domain in domains {
+            match custom::domain(&domain) {
+                Domain::Known => {}
+                Domain::Extensions if op_type.starts_with(b"Py") => self.findings.push(
+                    Finding::new(
+                        Code::OnnxCustomCode,
+                        format!(
+                            "node `{shown}` runs Python: op `{}` of onnxruntime-extensions' `{}`",
+                            quote_bytes(&op_type),
+                            quote_bytes(&domain)
+                        ),
+                    )
+                    .at(format!("@{}", span.at)),
+                ),
+                Domain::Extensions | Domain::Custom => self.record_custom(
+                    Op {
+                        domain,
+                        op_type: op_type.clone(),
+                    },
+                    span.at,
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Walks an attribute (and the graphs and tensors it holds); returns why it carries
+    /// Python, if it does.
+    fn attribute(
+        &mut self,
+        parent: &Message<'_>,
+        span: Span,
+        depth: u32,
+    ) -> Result<Option<String>, Stop> {
+        const M: &str = "AttributeProto";
+        let depth = Self::enter(depth, span.at)?;
+        let mut name = Vec::new();
+        let mut marker = None;
+        walk(parent, span, M, |message, field| {
+            match field.number {
+                1 => name = message.prefix(len_payload(&field, M)?, MAX_NAME)?,
+                4 | 9 => {
+                    let span = len_payload(&field, M)?;
+                    if marker.is_none() {
+                        marker = python_marker_in(message.source(), span)?;
+                    }
+                }
+                5 | 10 => self.tensor(message, len_payload(&field, M)?, depth)?,
+                6 | 11 => self.graph(message, len_payload(&field, M)?, depth)?,
+                22 | 23 => self.sparse_tensor(message, len_payload(&field, M)?, depth)?,
+                _ => {}
+            }
+            Ok(())
+        })?;
+        let shown = quote_bytes(&name);
+        Ok(if let Some(marker) = marker {
+            Some(format!(
+                "attribute `{shown}` holds Python source (`{}`)",
+                quote_bytes(marker)
+            ))
+        } else if custom::python_attribute(&name) {
+            Some(format!(
+                "attribute `{shown}` names Python code for an interop op"
+            ))
+        } else {
+            None
         })
     }
 
-    fn training_info(&mut self, bytes: &[u8], base: usize, depth: u32) -> Result<(), Invalid> {
+    fn training_info(&mut self, parent: &Message<'_>, span: Span, depth: u32) -> Result<(), Stop> {
         const M: &str = "TrainingInfoProto";
-        let depth = Self::enter(depth, base)?;
-        fields(bytes, base, M, |field| {
+        let depth = Self::enter(depth, span.at)?;
+        walk(parent, span, M, |message, field| {
             if let 1 | 2 = field.number {
-                let (bytes, base) = len_payload(&field, M)?;
-                self.graph(bytes, base, depth)?;
+                self.graph(message, len_payload(&field, M)?, depth)?;
             }
             Ok(())
         })
     }
 
-    fn function(&mut self, bytes: &[u8], base: usize, depth: u32) -> Result<(), Invalid> {
+    fn function(&mut self, parent: &Message<'_>, span: Span, depth: u32) -> Result<(), Stop> {
         const M: &str = "FunctionProto";
-        let depth = Self::enter(depth, base)?;
-        fields(bytes, base, M, |field| {
+        let depth = Self::enter(depth, span.at)?;
+        let mut name = Vec::new();
+        let mut domain = Vec::new();
+        walk(parent, span, M, |message, field| {
             match field.number {
+                1 => name = message.prefix(len_payload(&field, M)?, MAX_NAME)?,
+                10 => domain = message.prefix(len_payload(&field, M)?, MAX_NAME)?,
                 7 => {
-                    let (bytes, base) = len_payload(&field, M)?;
                     self.nodes = self.nodes.saturating_add(1);
-                    self.node(bytes, base, depth)?;
+                    self.node(message, len_payload(&field, M)?, depth)?;
                 }
                 // attribute_proto: default values of the function's attributes.
                 11 => {
-                    let (bytes, base) = len_payload(&field, M)?;
-                    self.attribute(bytes, base, depth)?;
+                    if let Some(reason) = self.attribute(message, len_payload(&field, M)?, depth)? {
+                        self.findings.push(
+                            Finding::new(
+                                Code::OnnxCustomCode,
+                                format!("function `{}` runs Python: {reason}", quote_bytes(&name)),
+                            )
+                            .at(format!("@{}", field.at)),
+                        );
+                    }
                 }
                 _ => {}
             }
             Ok(())
-        })
+        })?;
+        if self.functions.len() < MAX_FUNCTIONS {
+            self.functions.insert((domain, name));
+        }
+        Ok(())
     }
 
-    fn sparse_tensor(&mut self, bytes: &[u8], base: usize, depth: u32) -> Result<(), Invalid> {
+    fn sparse_tensor(&mut self, parent: &Message<'_>, span: Span, depth: u32) -> Result<(), Stop> {
         const M: &str = "SparseTensorProto";
-        let depth = Self::enter(depth, base)?;
-        fields(bytes, base, M, |field| {
+        let depth = Self::enter(depth, span.at)?;
+        walk(parent, span, M, |message, field| {
             if let 1 | 2 = field.number {
-                let (bytes, base) = len_payload(&field, M)?;
-                self.tensor(bytes, base, depth)?;
+                self.tensor(message, len_payload(&field, M)?, depth)?;
             }
             Ok(())
         })
     }
 
-    fn tensor(&mut self, bytes: &[u8], base: usize, depth: u32) -> Result<(), Invalid> {
+    fn tensor(&mut self, parent: &Message<'_>, span: Span, depth: u32) -> Result<(), Stop> {
         const M: &str = "TensorProto";
-        Self::enter(depth, base)?;
-        let mut name = None;
+        Self::enter(depth, span.at)?;
+        let mut name = Vec::new();
         let mut data_location = None;
         let mut entries = Vec::new();
-        fields(bytes, base, M, |field| {
+        let mut dropped = false;
+        walk(parent, span, M, |message, field| {
             match field.number {
-                8 => name = Some(len_payload(&field, M)?.0),
+                8 => name = message.prefix(len_payload(&field, M)?, MAX_NAME)?,
                 13 => {
-                    let (bytes, base) = len_payload(&field, M)?;
-                    entries.push(entry(bytes, base, field.at)?);
+                    let entry = entry(message, len_payload(&field, M)?, field.at)?;
+                    if entries.len() < external::MAX_ENTRIES {
+                        entries.push(entry);
+                    } else {
+                        dropped = true;
+                    }
                 }
                 14 => data_location = Some((varint_payload(&field, M)?, field.at)),
                 _ => {}
             }
             Ok(())
         })?;
-        let shown = quote_bytes(name.unwrap_or_default());
+        let shown = quote_bytes(&name);
         let external = match data_location {
             None | Some((0, _)) => false,
             Some((1, _)) => true,
@@ -549,77 +554,18 @@ impl Walker {
                 ))
             }
         };
-        self.external_data(&shown, base, external, &entries);
+        let (findings, locations) =
+            external::check_entries(&shown, span.at, external, &entries, dropped);
+        for finding in findings {
+            self.findings.push(finding);
+        }
+        for (location, at) in locations {
+            self.record_location(&location, at);
+        }
         Ok(())
     }
 
-    /// Checks a tensor's external data entries. Entries are checked even when the tensor is
-    /// not marked external: a loader that disagrees about the marking must still be safe.
-    fn external_data(&mut self, tensor: &str, at: usize, external: bool, entries: &[Entry<'_>]) {
-        let mut seen: HashSet<&[u8]> = HashSet::new();
-        let mut has_location = false;
-        for e in entries {
-            let key = quote_bytes(e.key);
-            let value = quote_bytes(e.value);
-            let here = format!("@{}", e.at);
-            if !seen.insert(e.key) {
-                self.findings.push(
-                    Finding::new(
-                        Code::OnnxExternalDataUnsafe,
-                        format!("tensor `{tensor}` repeats external data key `{key}`, which loaders resolve differently"),
-                    )
-                    .at(here.clone()),
-                );
-            }
-            match e.key {
-                b"location" => {
-                    has_location = true;
-                    self.record_location(e.value, e.at);
-                    if let Some(reason) = unsafe_location(e.value) {
-                        self.findings.push(
-                            Finding::new(
-                                Code::OnnxExternalDataUnsafe,
-                                format!("tensor `{tensor}` reads external data from `{value}`: {reason}"),
-                            )
-                            .at(here)
-                            .with_hint("external data must be a relative path inside the model's directory"),
-                        );
-                    }
-                }
-                b"offset" | b"length" => {
-                    if !is_decimal_u64(e.value) {
-                        self.findings.push(
-                            Finding::new(
-                                Code::OnnxExternalDataUnsafe,
-                                format!("tensor `{tensor}` external data `{key}` is `{value}`, not a non-negative decimal integer"),
-                            )
-                            .at(here),
-                        );
-                    }
-                }
-                b"checksum" => {}
-                _ => self.findings.push(
-                    Finding::new(
-                        Code::OnnxExternalDataUnsafe,
-                        format!("tensor `{tensor}` has unknown external data key `{key}`"),
-                    )
-                    .with_severity(Severity::Warning)
-                    .at(here),
-                ),
-            }
-        }
-        if external && !has_location {
-            self.findings.push(
-                Finding::new(
-                    Code::OnnxInvalid,
-                    format!("tensor `{tensor}` has external data but no `location`"),
-                )
-                .at(format!("@{at}")),
-            );
-        }
-    }
-
-    fn record_location(&mut self, value: &[u8], at: usize) {
+    fn record_location(&mut self, value: &[u8], at: u64) {
         let location = lossy(value);
         if self.seen_locations.contains(&location) {
             return;
@@ -640,103 +586,136 @@ impl Walker {
         self.seen_locations.insert(location.clone());
         self.locations.push(location);
     }
+
+    fn record_custom(&mut self, op: Op, at: u64) {
+        let seen = self
+            .custom
+            .iter()
+            .any(|(o, _)| o.domain == op.domain && o.op_type == op.op_type);
+        if seen {
+            return;
+        }
+        if self.custom.len() >= MAX_CUSTOM {
+            self.custom_capped = true;
+            return;
+        }
+        self.custom.push((op, at));
+    }
+
+    /// Custom-domain ops that no model-local function defines: warnings, since ONNX Runtime
+    /// refuses them unless the loading process registered a library for the domain.
+    fn custom_domain_findings(&mut self) {
+        for (op, at) in std::mem::take(&mut self.custom) {
+            if self
+                .functions
+                .contains(&(op.domain.clone(), op.op_type.clone()))
+            {
+                continue;
+            }
+            let domain = quote_bytes(&op.domain);
+            let extensions = custom::domain(&op.domain) == Domain::Extensions;
+            let why = if extensions {
+                "onnxruntime-extensions' ops may be Python functions the loading process registered"
+            } else {
+                "it runs only with a custom-op library the loading process registers"
+            };
+            self.findings.push(
+                Finding::new(
+                    Code::OnnxCustomCode,
+                    format!(
+                        "op `{}` of custom domain `{domain}`: {why}",
+                        quote_bytes(&op.op_type)
+                    ),
+                )
+                .with_severity(Severity::Warning)
+                .at(format!("@{at}")),
+            );
+        }
+        if self.custom_capped {
+            self.findings.push(
+                Finding::new(
+                    Code::OnnxCustomCode,
+                    format!("more than {MAX_CUSTOM} distinct custom-domain ops"),
+                )
+                .with_severity(Severity::Warning),
+            );
+        }
+    }
 }
 
-fn opset(bytes: &[u8], base: usize) -> Result<(String, i64), Invalid> {
+/// Repeated singular fields are rare; a few are kept, the last one always.
+fn push_bounded(list: &mut Vec<Vec<u8>>, value: Vec<u8>) {
+    const KEEP: usize = 8;
+    if list.len() >= KEEP {
+        list.remove(0);
+    }
+    list.push(value);
+}
+
+/// The first Python marker in a string attribute, scanned in bounded chunks.
+fn python_marker_in(source: &dyn ReadAt, span: Span) -> Result<Option<&'static [u8]>, Stop> {
+    let mut found = None;
+    protobuf::scan_chunks(source, span, custom::MARKER_OVERLAP, |chunk| {
+        found = custom::python_marker(chunk);
+        found.is_some()
+    })?;
+    Ok(found)
+}
+
+fn opset(parent: &Message<'_>, span: Span) -> Result<(String, i64), Stop> {
     const M: &str = "OperatorSetIdProto";
     let mut domain = String::new();
     let mut version = None;
-    fields(bytes, base, M, |field| {
+    walk(parent, span, M, |message, field| {
         match field.number {
-            1 => domain = lossy(len_payload(&field, M)?.0),
+            1 => domain = lossy(&message.prefix(len_payload(&field, M)?, MAX_NAME)?),
             2 => version = Some(varint_payload(&field, M)? as i64),
             _ => {}
         }
         Ok(())
     })?;
-    let version = version.ok_or_else(|| invalid(base, "operator set import has no version"))?;
+    let version = version.ok_or_else(|| invalid(span.at, "operator set import has no version"))?;
     Ok((domain, version))
 }
 
-/// One `StringStringEntryProto`.
-struct Entry<'a> {
-    key: &'a [u8],
-    value: &'a [u8],
-    at: usize,
-}
-
-fn entry(bytes: &[u8], base: usize, at: usize) -> Result<Entry<'_>, Invalid> {
+fn entry(parent: &Message<'_>, span: Span, at: u64) -> Result<Entry, Stop> {
     const M: &str = "StringStringEntryProto";
-    let mut key: &[u8] = &[];
-    let mut value: &[u8] = &[];
-    fields(bytes, base, M, |field| {
+    let mut key = Vec::new();
+    let mut value = Vec::new();
+    let mut value_len = 0;
+    walk(parent, span, M, |message, field| {
         match field.number {
-            1 => key = len_payload(&field, M)?.0,
-            2 => value = len_payload(&field, M)?.0,
+            1 => key = message.prefix(len_payload(&field, M)?, external::MAX_KEY)?,
+            2 => {
+                let span = len_payload(&field, M)?;
+                value = message.prefix(span, external::MAX_LOCATION)?;
+                value_len = span.len;
+            }
             _ => {}
         }
         Ok(())
     })?;
-    Ok(Entry { key, value, at })
+    Ok(Entry {
+        key,
+        value,
+        value_len,
+        at,
+    })
 }
 
-/// Why an external data location is unsafe, or `None` for a plain relative path.
-fn unsafe_location(location: &[u8]) -> Option<&'static str> {
-    let Ok(text) = std::str::from_utf8(location) else {
-        return Some("it is not valid utf-8");
-    };
-    if text.is_empty() {
-        return Some("it is empty");
-    }
-    if text.contains('\0') {
-        return Some("it contains a NUL byte");
-    }
-    if text.chars().any(char::is_control) {
-        return Some("it contains control characters");
-    }
-    if text.starts_with('/') || text.starts_with('\\') {
-        return Some("it is an absolute path");
-    }
-    if text.contains('\\') {
-        return Some("it contains a backslash, a path separator on Windows");
-    }
-    if text.contains(':') {
-        return Some("it contains `:` (a drive letter, stream name or URL)");
-    }
-    if text.contains('~') {
-        return Some("it contains `~` (home directory or short-name expansion)");
-    }
-    for component in text.split('/') {
-        if component == ".." {
-            return Some("it has a `..` component");
+/// A varint at the start of `bytes`, and the bytes after it.
+fn head_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        if i == 9 && byte > 1 {
+            return None;
         }
-        if is_windows_device(component) {
-            return Some("it names a Windows device");
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, bytes.get(i + 1..).unwrap_or_default()));
         }
     }
     None
-}
-
-/// `CON`, `NUL`, `COM1`... open devices on Windows whatever their extension.
-fn is_windows_device(component: &str) -> bool {
-    let stem = component.split('.').next().unwrap_or_default();
-    let stem = stem.trim_end_matches([' ']).to_ascii_uppercase();
-    match stem.as_str() {
-        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$" => true,
-        _ => {
-            let digit_after = |prefix: &str| {
-                stem.strip_prefix(prefix)
-                    .is_some_and(|rest| rest.len() == 1 && rest.chars().all(|c| c.is_ascii_digit()))
-            };
-            digit_after("COM") || digit_after("LPT")
-        }
-    }
-}
-
-fn is_decimal_u64(value: &[u8]) -> bool {
-    !value.is_empty()
-        && value.iter().all(u8::is_ascii_digit)
-        && std::str::from_utf8(value).is_ok_and(|s| s.parse::<u64>().is_ok())
 }
 
 fn lossy(bytes: &[u8]) -> String {

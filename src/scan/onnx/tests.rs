@@ -491,3 +491,219 @@ fn never_panics_on_byte_flips() {
         }
     }
 }
+
+fn string_attr(name: &str, value: &str) -> Vec<u8> {
+    cat(&[
+        lfield(1, name.as_bytes()),
+        vfield(20, 3),
+        lfield(4, value.as_bytes()),
+    ])
+}
+
+fn domain_node(op: &str, domain: &str, attributes: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = node(op, attributes);
+    out.extend(lfield(7, domain.as_bytes()));
+    out
+}
+
+fn critical_custom(report: &OnnxReport) -> Vec<&str> {
+    report
+        .findings
+        .iter()
+        .filter(|f| f.code == Code::OnnxCustomCode && f.severity == Severity::Critical)
+        .map(|f| f.message.as_str())
+        .collect()
+}
+
+#[test]
+fn flags_nodes_that_run_python() {
+    // ORT's language-interop PyOp, in its own custom domain as its docs build it.
+    let pyop = domain_node(
+        "PyOp",
+        "pyopmulti_1",
+        &[
+            string_attr("module", "mymodule"),
+            string_attr("class_name", "Multi_1"),
+        ],
+    );
+    let report = check(&model(&graph(&[pyop], &[])));
+    let found = critical_custom(&report);
+    assert!(found.iter().any(|m| m.contains("op `PyOp`")), "{found:?}");
+    assert!(found.iter().any(|m| m.contains("`module`")), "{found:?}");
+    assert!(report.summary.is_some());
+
+    // ORT training's PythonOp, inside a Loop body inside a model-local function.
+    let python_op = domain_node(
+        "PythonOp",
+        "com.microsoft",
+        &[string_attr("func_name", "evil.Function")],
+    );
+    let body = cat(&[
+        lfield(1, b"body"),
+        vfield(20, 5),
+        lfield(6, &graph(&[python_op], &[])),
+    ]);
+    let function = cat(&[
+        lfield(1, b"f"),
+        lfield(10, b"local"),
+        lfield(7, &node("Loop", &[body])),
+    ]);
+    let mut bytes = model(&graph(&[domain_node("f", "local", &[])], &[]));
+    bytes.extend(lfield(25, &function));
+    let report = check(&bytes);
+    let found = critical_custom(&report);
+    assert!(
+        found.iter().any(|m| m.contains("op `PythonOp`")),
+        "{found:?}"
+    );
+    // The call of the local function `local.f` is not a custom op.
+    assert!(
+        !report
+            .findings
+            .iter()
+            .any(|f| f.message.contains("custom domain")),
+        "{:#?}",
+        report.findings
+    );
+
+    // A string attribute holding Python, on an otherwise ordinary op, and in `strings`.
+    let script = string_attr("pattern", "x = __import__('os').system('id')");
+    let report = check(&model(&graph(&[node("RegexFullMatch", &[script])], &[])));
+    assert!(
+        critical_custom(&report)
+            .iter()
+            .any(|m| m.contains("holds Python source (`__import__`)")),
+        "{:#?}",
+        report.findings
+    );
+    let strings = cat(&[
+        lfield(1, b"stopwords"),
+        lfield(9, b"a"),
+        lfield(9, b"import os\n"),
+    ]);
+    let report = check(&model(&graph(&[node("StringNormalizer", &[strings])], &[])));
+    assert_eq!(critical_custom(&report).len(), 1, "{:#?}", report.findings);
+
+    // onnxruntime-extensions: `Py*` ops are Python, others warn.
+    let report = check(&model(&graph(
+        &[
+            domain_node("PyReverseMatrix", "ai.onnx.contrib", &[]),
+            domain_node("GPT2Tokenizer", "ai.onnx.contrib", &[]),
+        ],
+        &[],
+    )));
+    assert_eq!(critical_custom(&report).len(), 1, "{:#?}", report.findings);
+    assert!(report
+        .findings
+        .iter()
+        .any(|f| f.severity == Severity::Warning && f.message.contains("`GPT2Tokenizer`")));
+}
+
+#[test]
+fn warns_once_per_custom_op_and_accepts_known_domains() {
+    let nodes: Vec<_> = (0..10)
+        .map(|_| domain_node("MyOp", "com.example", &[]))
+        .chain([
+            domain_node("FusedMatMul", "com.microsoft", &[]),
+            domain_node("LabelEncoder", "ai.onnx.ml", &[]),
+            domain_node("Relu", "ai.onnx", &[]),
+        ])
+        .collect();
+    let report = check(&model(&graph(&nodes, &[])));
+    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
+    assert_eq!(report.findings[0].severity, Severity::Warning);
+    assert!(report.findings[0].message.contains("`com.example`"));
+    // Ordinary text in string attributes is not Python.
+    let labels = string_attr("classes_strings", "evaluation of import-export data");
+    let report = check(&model(&graph(&[node("LabelEncoder", &[labels])], &[])));
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+}
+
+#[test]
+fn every_op_type_of_a_node_is_checked() {
+    // Protobuf keeps the last `op_type`; a reader that kept the first must not hide PyOp.
+    let mut n = node("PyOp", &[]);
+    n.extend(lfield(4, b"Relu"));
+    let report = check(&model(&graph(&[n], &[])));
+    assert_eq!(critical_custom(&report).len(), 1, "{:#?}", report.findings);
+}
+
+/// A source that records how many bytes were read, and the largest single read.
+struct Counting<'a> {
+    bytes: &'a [u8],
+    total: std::cell::Cell<u64>,
+    largest: std::cell::Cell<usize>,
+}
+
+impl ReadAt for Counting<'_> {
+    fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.total.set(self.total.get() + buf.len() as u64);
+        self.largest.set(self.largest.get().max(buf.len()));
+        self.bytes.read_exact_at(buf, offset)
+    }
+}
+
+#[test]
+fn skips_tensor_payloads_and_reads_in_bounded_windows() {
+    // Four 8 MiB initializers, then a node with Python after them: the node is found, and
+    // the payloads are never read.
+    let big = |name: &str| {
+        cat(&[
+            vfield(1, 2 << 20),
+            vfield(2, 1),
+            lfield(8, name.as_bytes()),
+            lfield(9, &vec![0x5a; 8 << 20]),
+        ])
+    };
+    let initializers: Vec<_> = ["a", "b", "c", "d"].iter().map(|n| big(n)).collect();
+    let mut g = graph(&[], &initializers);
+    g.extend(lfield(1, &node("PyOp", &[])));
+    let bytes = model(&g);
+    let source = Counting {
+        bytes: &bytes,
+        total: Default::default(),
+        largest: Default::default(),
+    };
+    let report = check_source(&source).unwrap();
+    assert_eq!(critical_custom(&report).len(), 1, "{:#?}", report.findings);
+    assert_eq!(report.summary.unwrap().initializers, 4);
+    assert!(source.largest.get() <= protobuf::WINDOW);
+    assert!(
+        source.total.get() < 1 << 20,
+        "read {} of {} bytes",
+        source.total.get(),
+        bytes.len()
+    );
+    // The same answer from memory and from a window of a larger source.
+    let mut padded = vec![0xee; 100];
+    padded.extend(&bytes);
+    let vec_source = padded.clone();
+    let slice = crate::scan::source::Slice::new(&vec_source, 100, bytes.len() as u64).unwrap();
+    assert_eq!(check_source(&slice).unwrap(), check(&bytes));
+}
+
+#[test]
+fn reads_the_real_fixtures() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/onnx/real");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "onnx") {
+            let bytes = std::fs::read(&path).unwrap();
+            let report = check(&bytes);
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("custom-") {
+                assert!(!critical_custom(&report).is_empty(), "{name}: {report:#?}");
+            } else {
+                assert!(report.findings.is_empty(), "{name}: {:#?}", report.findings);
+                assert!(report.summary.is_some(), "{name}");
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 5, "only {seen} real fixtures");
+}
