@@ -162,6 +162,7 @@ def main():
     if not os.path.exists(binary):
         sys.exit("build first: cargo build --release")
     work = args.dir or tempfile.mkdtemp(prefix="modelvet-rss-")
+    os.makedirs(work, exist_ok=True)
     size = args.size_mib * MIB
     print(f"{'format':<28} {'size MiB':>9} {'verdict':>8} {'wall s':>7} {'peak RSS MB':>12}")
     for name, file, make in FORMATS:

@@ -6,8 +6,8 @@
 //! a zip by its end-of-central-directory record wherever the archive starts; legacy
 //! `torch.load` opens a tar with Python's `tarfile`. Once the dispatcher has the primary
 //! reading, this module asks the others of the same bytes and reports a second reading that
-//! could run code as a polyglot. Opaque binary data is also searched for pickle imports at
-//! any offset. This module owns that question only; each reading is parsed by its own module.
+//! could run code as a polyglot. An opaque binary file is also searched for pickle imports
+//! at any offset. This module owns that question only; each reading is parsed by its own module.
 
 use std::io;
 
@@ -80,7 +80,9 @@ impl Inspector<'_> {
                 .findings
                 .extend(tarred.findings.into_iter().map(|f| f.inside("(tar)")));
         }
-        if matches!(format, Format::Unknown | Format::Hdf5) {
+        // Opaque top-level files only: members of archives are read by their loaders from
+        // their start (done above), and a tensor storage is not searched byte by byte.
+        if depth == 0 && format == Format::Unknown {
             self.embedded_pickles(source, scanned)?;
         }
         Ok(())
