@@ -32,6 +32,8 @@ const MAX_TRACKED_TOTAL: usize = 16 << 20;
 const MAX_NAME_BYTES: usize = 1024;
 /// The shortest constant worth analysing as a nested pickle (`c` + `a\n` + `b\n`).
 const MIN_NESTED: usize = 5;
+/// How many opcodes prose may happen to form before its accidental import.
+const MAX_PROSE_OPS_BEFORE_IMPORT: u32 = 2;
 /// joblib's wrapper for an array whose raw bytes follow inline.
 const JOBLIB_WRAPPER: &str = "joblib.numpy_pickle.NumpyArrayWrapper";
 /// Frame violations reported per stream before the rest are only counted by the first.
@@ -468,6 +470,10 @@ struct Stream<'a, 'c> {
     saw_frame: bool,
     /// Whether an import was spelled out whole.
     whole_import: bool,
+    /// Whether an opcode completed after the first import.
+    continued: bool,
+    /// Opcodes completed so far.
+    steps: u32,
     /// The last opcode executed.
     last_op: u8,
     /// The strongest import so far.
@@ -510,6 +516,8 @@ impl<'a, 'c> Stream<'a, 'c> {
             frame: None,
             saw_frame: false,
             whole_import: false,
+            continued: false,
+            steps: 0,
             last_op: 0,
             imported: None,
             protocol: None,
@@ -528,15 +536,23 @@ impl<'a, 'c> Stream<'a, 'c> {
                 break Stop::Limit { offset: self.pos };
             }
             let at = self.pos;
+            let imported_before = self.imported.is_some();
             match self.step(at) {
                 Ok(None) => {
                     self.last_op = self.data.get(at).copied().unwrap_or(0);
+                    self.steps = self.steps.saturating_add(1);
+                    self.continued |= imported_before;
                     self.check_frame(at);
                 }
                 Ok(Some(stop)) | Err(stop) => break stop,
             }
         };
-        let code = self.imported;
+        // Prose read as opcodes breaks at once after its accidental import; a stream that
+        // goes on (a MARK, arguments) is a mutated pickle whatever its module is called.
+        let code = match self.imported {
+            Some(Strength::Weak) if self.continued => Some(Strength::Plausible),
+            other => other,
+        };
         let end_pos = match stop {
             Stop::Complete { .. } => self.pos,
             Stop::Truncated => self.data.len(),
@@ -1034,9 +1050,10 @@ impl<'a, 'c> Stream<'a, 'c> {
         opcode: &'static str,
         (global, strength): (Global, Strength),
     ) -> Step<bool> {
-        // Text read as opcodes imports at its first byte (`callbacks:` is GLOBAL `allbacks:`);
-        // an odd name that valid opcodes lead up to is a mutated pickle, not prose.
-        let strength = if at == self.start {
+        // Text read as opcodes imports within its first few opcodes (`callbacks:` is GLOBAL
+        // `allbacks:`, `Mozilla` is BININT2 then INST); an odd name that a longer run of valid
+        // opcodes leads up to is a mutated pickle, not prose.
+        let strength = if self.steps <= MAX_PROSE_OPS_BEFORE_IMPORT {
             strength
         } else {
             strength.max(Strength::Plausible)
