@@ -39,6 +39,7 @@ pub mod scan;
 pub mod tensor;
 pub mod trust;
 pub mod verify;
+pub mod yaml;
 
 #[cfg(test)]
 mod testing;

@@ -21,9 +21,8 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use saphyr_parser::{Event, Parser, ScalarStyle};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::digest::DynDigest;
 
 use crate::digest::Progress;
@@ -127,22 +126,8 @@ pub enum LargeFilesError {
     TooLarge { size: usize, limit: usize },
     #[error("the list is not UTF-8 (at byte {offset})")]
     NotUtf8 { offset: usize },
-    #[error("line {line} column {column}: {message}")]
-    Syntax {
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("line {line}: YAML {what} are refused")]
-    Refused { line: usize, what: &'static str },
-    #[error("line {line}: nested deeper than {limit} levels")]
-    TooDeep { line: usize, limit: usize },
-    #[error("more than {limit} YAML nodes")]
-    TooManyNodes { limit: usize },
-    #[error("line {line}: mapping keys must be strings")]
-    KeyNotString { line: usize },
-    #[error("line {line}: key `{}` appears twice in one mapping", quote(key))]
-    DuplicateKey { line: usize, key: String },
+    #[error(transparent)]
+    Yaml(#[from] crate::yaml::YamlError),
     #[error("not a `large_files:` list of `{{path, url, hash_val, hash_type}}`: {message}")]
     Shape { message: String },
     #[error("the list has {count} entries, more than the limit of {limit}")]
@@ -355,103 +340,13 @@ fn published_hash(
     }))
 }
 
-/// Reads the YAML event stream into a JSON value, refusing what could expand or change types.
+/// Reads the YAML document into a JSON value, refusing what could expand or change types.
 fn yaml_to_json(text: &str) -> Result<Value, LargeFilesError> {
-    enum Frame {
-        Sequence(Vec<Value>),
-        Mapping(Map<String, Value>, Option<String>),
-    }
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut root: Option<Value> = None;
-    let mut documents = 0usize;
-    let mut nodes = 0usize;
-    for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|error| LargeFilesError::Syntax {
-            line: error.marker().line(),
-            column: error.marker().col() + 1,
-            message: quote(error.info()),
-        })?;
-        let line = span.start.line();
-        let refused = |what| LargeFilesError::Refused { line, what };
-        let (anchor, tagged) = match &event {
-            Event::Scalar(_, _, anchor, tag) => (*anchor, tag.is_some()),
-            Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag) => {
-                (*anchor, tag.is_some())
-            }
-            _ => (0, false),
-        };
-        if anchor != 0 {
-            return Err(refused("anchors"));
-        }
-        if tagged {
-            return Err(refused("tags"));
-        }
-        let value = match event {
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => continue,
-            Event::DocumentStart(_) => {
-                documents += 1;
-                if documents > 1 {
-                    return Err(refused("multiple documents"));
-                }
-                continue;
-            }
-            Event::Alias(_) => return Err(refused("aliases")),
-            Event::SequenceStart(..) | Event::MappingStart(..) => {
-                if stack.len() >= MAX_DEPTH {
-                    return Err(LargeFilesError::TooDeep {
-                        line,
-                        limit: MAX_DEPTH,
-                    });
-                }
-                nodes += 1;
-                if nodes > MAX_NODES {
-                    return Err(LargeFilesError::TooManyNodes { limit: MAX_NODES });
-                }
-                stack.push(if matches!(event, Event::SequenceStart(..)) {
-                    Frame::Sequence(Vec::new())
-                } else {
-                    Frame::Mapping(Map::new(), None)
-                });
-                continue;
-            }
-            Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Frame::Sequence(items)) => Value::Array(items),
-                Some(Frame::Mapping(map, None)) => Value::Object(map),
-                // The parser balances its events; anything else is not a list.
-                _ => return Err(refused("unbalanced collections")),
-            },
-            Event::Scalar(text, style, _, _) => {
-                nodes += 1;
-                if nodes > MAX_NODES {
-                    return Err(LargeFilesError::TooManyNodes { limit: MAX_NODES });
-                }
-                let null = style == ScalarStyle::Plain
-                    && matches!(text.as_ref(), "" | "~" | "null" | "Null" | "NULL");
-                if null {
-                    Value::Null
-                } else {
-                    Value::String(text.into_owned())
-                }
-            }
-        };
-        match stack.last_mut() {
-            None => root = Some(value),
-            Some(Frame::Sequence(items)) => items.push(value),
-            Some(Frame::Mapping(map, pending)) => match pending.take() {
-                None => match value {
-                    Value::String(key) => *pending = Some(key),
-                    _ => return Err(LargeFilesError::KeyNotString { line }),
-                },
-                Some(key) => {
-                    if map.contains_key(&key) {
-                        return Err(LargeFilesError::DuplicateKey { line, key });
-                    }
-                    map.insert(key, value);
-                }
-            },
-        }
-    }
-    Ok(root.unwrap_or(Value::Null))
+    let limits = crate::yaml::YamlLimits {
+        max_depth: MAX_DEPTH,
+        max_nodes: MAX_NODES,
+    };
+    Ok(crate::yaml::to_json(text, &limits)?)
 }
 
 /// Finds and parses the bundle's list; a bundle without one has no large files.
@@ -654,21 +549,31 @@ mod tests {
         let bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n";
         assert!(matches!(
             yaml(bomb),
-            Err(LargeFilesError::Refused {
+            Err(LargeFilesError::Yaml(crate::yaml::YamlError::Refused {
                 what: "anchors",
                 ..
-            })
+            }))
         ));
         assert!(matches!(
             yaml("large_files: !!python/object:os.system []\n"),
-            Err(LargeFilesError::Refused { what: "tags", .. })
+            Err(LargeFilesError::Yaml(crate::yaml::YamlError::Refused {
+                what: "tags",
+                ..
+            }))
         ));
         assert!(matches!(
             yaml("large_files: []\n---\nlarge_files: []\n"),
-            Err(LargeFilesError::Refused { .. })
+            Err(LargeFilesError::Yaml(
+                crate::yaml::YamlError::Refused { .. }
+            ))
         ));
         let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
-        assert!(matches!(yaml(&deep), Err(LargeFilesError::TooDeep { .. })));
+        assert!(matches!(
+            yaml(&deep),
+            Err(LargeFilesError::Yaml(
+                crate::yaml::YamlError::TooDeep { .. }
+            ))
+        ));
         let big = format!(
             "large_files: [{}]",
             "{path: a}, ".repeat(MAX_LIST_BYTES / 8)
@@ -677,7 +582,9 @@ mod tests {
         let many = format!("x: [{}]", "1,".repeat(MAX_NODES));
         assert!(matches!(
             yaml(&many),
-            Err(LargeFilesError::TooManyNodes { .. })
+            Err(LargeFilesError::Yaml(
+                crate::yaml::YamlError::TooManyNodes { .. }
+            ))
         ));
         assert!(matches!(
             parse(b"large_files: [{path: \xff}]", ListSyntax::Yaml),
@@ -685,11 +592,14 @@ mod tests {
         ));
         assert!(matches!(
             yaml("large_files: [{path: \"a\0b\"}]"),
-            Err(LargeFilesError::Path { .. } | LargeFilesError::Syntax { .. })
+            Err(LargeFilesError::Path { .. }
+                | LargeFilesError::Yaml(crate::yaml::YamlError::Syntax { .. }))
         ));
         assert!(matches!(
             yaml("large_files: [{path: a, path: b}]"),
-            Err(LargeFilesError::DuplicateKey { .. })
+            Err(LargeFilesError::Yaml(
+                crate::yaml::YamlError::DuplicateKey { .. }
+            ))
         ));
     }
 
