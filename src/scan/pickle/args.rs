@@ -110,24 +110,26 @@ impl Parsed {
     }
 }
 
+/// Leading whitespace and an optional sign, as `strtol` and `PyLong_FromString` both skip
+/// them: where the digits start and whether the number is negative.
+fn space_and_sign(text: &[u8]) -> (usize, bool) {
+    let mut at = 0usize;
+    while text.get(at).copied().is_some_and(is_space) {
+        at += 1;
+    }
+    match text.get(at) {
+        Some(b'+') => (at + 1, false),
+        Some(b'-') => (at + 1, true),
+        _ => (at, false),
+    }
+}
+
 /// `PyLong_FromString(text, NULL, base)` on a C string (`text` has no NUL): leading and
 /// trailing whitespace, a sign, `0x`/`0o`/`0b` prefixes (base 0) with one optional underscore
 /// after them, single underscores between digits, and no leading zeros in base-0 decimals
 /// unless the value is zero.
 fn py_long(text: &[u8], base: Base) -> Option<Parsed> {
-    let mut at = 0usize;
-    while text.get(at).copied().is_some_and(is_space) {
-        at += 1;
-    }
-    let mut negative = false;
-    match text.get(at) {
-        Some(b'+') => at += 1,
-        Some(b'-') => {
-            negative = true;
-            at += 1;
-        }
-        _ => {}
-    }
+    let (mut at, negative) = space_and_sign(text);
     let mut radix = 10u32;
     let mut zero_only = false;
     if base == Base::Auto && text.get(at) == Some(&b'0') {
@@ -186,19 +188,7 @@ fn py_long(text: &[u8], base: Base) -> Option<Parsed> {
 fn strtol_base0(content: &[u8]) -> bool {
     let text = c_string(content);
     let end_ok = |at: usize| matches!(text.get(at), Some(b'\n' | 0) | None);
-    let mut at = 0usize;
-    while text.get(at).copied().is_some_and(is_space) {
-        at += 1;
-    }
-    let mut negative = false;
-    match text.get(at) {
-        Some(b'+') => at += 1,
-        Some(b'-') => {
-            negative = true;
-            at += 1;
-        }
-        _ => {}
-    }
+    let (mut at, negative) = space_and_sign(&text);
     let mut radix = 10u32;
     if text.get(at) == Some(&b'0') {
         let hex = matches!(text.get(at + 1), Some(b'x' | b'X'))
