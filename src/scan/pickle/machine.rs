@@ -33,7 +33,7 @@ const MAX_NAME_BYTES: usize = 1024;
 /// The shortest constant worth analysing as a nested pickle (`c` + `a\n` + `b\n`).
 const MIN_NESTED: usize = 5;
 /// How many opcodes prose may happen to form before its accidental import.
-const MAX_PROSE_OPS_BEFORE_IMPORT: u32 = 2;
+const MAX_PROSE_OPS_BEFORE_IMPORT: u32 = 1;
 /// joblib's wrapper for an array whose raw bytes follow inline.
 const JOBLIB_WRAPPER: &str = "joblib.numpy_pickle.NumpyArrayWrapper";
 /// Frame violations reported per stream before the rest are only counted by the first.
@@ -1050,7 +1050,7 @@ impl<'a, 'c> Stream<'a, 'c> {
         opcode: &'static str,
         (global, strength): (Global, Strength),
     ) -> Step<bool> {
-        // Text read as opcodes imports within its first few opcodes (`callbacks:` is GLOBAL
+        // Text read as opcodes imports by its first or second opcode (`callbacks:` is GLOBAL
         // `allbacks:`, `Mozilla` is BININT2 then INST); an odd name that a longer run of valid
         // opcodes leads up to is a mutated pickle, not prose.
         let strength = if self.steps <= MAX_PROSE_OPS_BEFORE_IMPORT {
