@@ -52,33 +52,22 @@ impl Inspector<'_> {
             && zip::list(source, &self.limits.zip).is_ok_and(|listing| !listing.members.is_empty())
         {
             let zipped = self.zip(source, depth)?;
-            {
-                scanned.findings.push(Finding::new(
-                    Code::PolyglotFile,
-                    format!(
-                        "file is {format} and also a {} archive found from its end, as Keras, \
-                         np.load and torch.load find it",
-                        zipped.format
-                    ),
-                ));
-                scanned
-                    .findings
-                    .extend(zipped.findings.into_iter().map(|f| f.inside("(zip)")));
-            }
+            let message = format!(
+                "file is {format} and also a {} archive found from its end, as Keras, np.load \
+                 and torch.load find it",
+                zipped.format
+            );
+            polyglot(scanned, message, zipped, "(zip)");
         }
         if !taken.tar && !matches!(format, Format::Tar | Format::TorchTar) && super::is_tar(source)?
         {
             let tarred = self.tar(source, depth)?;
-            scanned.findings.push(Finding::new(
-                Code::PolyglotFile,
-                format!(
-                    "file is {format} and also a {} archive, as Python's tarfile (legacy torch.load) reads it",
-                    tarred.format
-                ),
-            ));
-            scanned
-                .findings
-                .extend(tarred.findings.into_iter().map(|f| f.inside("(tar)")));
+            let message = format!(
+                "file is {format} and also a {} archive, as Python's tarfile (legacy torch.load) \
+                 reads it",
+                tarred.format
+            );
+            polyglot(scanned, message, tarred, "(tar)");
         }
         // Opaque top-level files only: members of archives are read by their loaders from
         // their start (done above), and a tensor storage is not searched byte by byte.
@@ -184,4 +173,14 @@ impl Inspector<'_> {
         }
         Ok(())
     }
+}
+
+/// A second reading of the same bytes: the polyglot finding, then what that reading found.
+fn polyglot(scanned: &mut Scanned, message: String, second: Scanned, reading: &str) {
+    scanned
+        .findings
+        .push(Finding::new(Code::PolyglotFile, message));
+    scanned
+        .findings
+        .extend(second.findings.into_iter().map(|f| f.inside(reading)));
 }

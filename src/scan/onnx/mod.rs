@@ -27,7 +27,7 @@ use crate::finding::{quote_bytes, CappedFindings, Code, Finding, Severity};
 use crate::scan::source::ReadAt;
 use custom::Domain;
 use external::Entry;
-use protobuf::{check_packed_varints, invalid, Field, Message, Payload, Span, Stop};
+use protobuf::{check_packed_varints, head_varint, invalid, Field, Message, Payload, Span, Stop};
 
 /// Facts about a model whose `ModelProto` parsed completely.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -701,21 +701,6 @@ fn entry(parent: &Message<'_>, span: Span, at: u64) -> Result<Entry, Stop> {
         value_len,
         at,
     })
-}
-
-/// A varint at the start of `bytes`, and the bytes after it.
-fn head_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
-    let mut value = 0u64;
-    for (i, &byte) in bytes.iter().enumerate().take(10) {
-        if i == 9 && byte > 1 {
-            return None;
-        }
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((value, bytes.get(i + 1..).unwrap_or_default()));
-        }
-    }
-    None
 }
 
 fn lossy(bytes: &[u8]) -> String {

@@ -282,6 +282,21 @@ pub(crate) fn scan_chunks(
     }
 }
 
+/// A varint at the start of `bytes`, and the bytes after it (for sniffing a head).
+pub(crate) fn head_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        if i == 9 && byte > 1 {
+            return None;
+        }
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, bytes.get(i + 1..).unwrap_or_default()));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ mod ops;
 use std::io;
 
 use crate::finding::{quote_bytes, CappedFindings, Code, Finding, Severity};
-use crate::scan::onnx::protobuf::{invalid, Field, Message, Payload, Span, Stop};
+use crate::scan::onnx::protobuf::{head_varint, invalid, Field, Message, Payload, Span, Stop};
 use crate::scan::source::ReadAt;
 use ops::Verdict;
 
@@ -359,20 +359,6 @@ fn op_like(name: &[u8]) -> bool {
         && name
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'>' | b'-'))
-}
-
-fn head_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
-    let mut value = 0u64;
-    for (i, &byte) in bytes.iter().enumerate().take(10) {
-        if i == 9 && byte > 1 {
-            return None;
-        }
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((value, bytes.get(i + 1..).unwrap_or_default()));
-        }
-    }
-    None
 }
 
 #[cfg(test)]
