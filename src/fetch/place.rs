@@ -581,7 +581,20 @@ pub fn place(partial: &Path, dest: &Path, file: &ManifestFile) -> io::Result<Pat
                     dir.display()
                 )))
             }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => fs::create_dir(&dir)?,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => match fs::create_dir(&dir) {
+                Ok(()) => {}
+                // Files of one directory are placed in parallel: another may have just made
+                // it. It counts only if it is a plain directory, never a link planted there.
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                    if !fs::symlink_metadata(&dir)?.is_dir() {
+                        return Err(io::Error::other(format!(
+                            "`{}` is in the way: not a plain directory",
+                            dir.display()
+                        )));
+                    }
+                }
+                Err(error) => return Err(error),
+            },
             Err(error) => return Err(error),
         }
     }
