@@ -582,26 +582,19 @@ impl Inspector<'_> {
     }
 
     /// The bytes read as a pickle from their first byte, as `pickle.load` and `torch.load`
-    /// read them: more than the first window is read only when the stream runs past it.
+    /// read them, through a bounded buffer and at most `max_pickle_bytes` far.
     /// `None` when no loader would take them for a pickle; printable text whose only pickle
     /// reading imports modules that cannot exist is text.
     fn pickle_reading(&mut self, source: &dyn ReadAt) -> io::Result<Option<PickleReading>> {
         let size = source.size();
         let limits = self.pickle_limits();
-        let mut window = size.min(64 << 10);
-        loop {
-            let bytes = source.read_vec(0, window)?;
-            let analysis = pickle::analyse(&bytes, &limits);
-            let ran_out = matches!(analysis.end, pickle::End::Truncated { .. }) && window < size;
-            if ran_out && window < self.limits.max_pickle_bytes {
-                window = size.min(self.limits.max_pickle_bytes);
-                continue;
-            }
-            if !analysis.is_pickle || (analysis.weak_evidence && text::is_printable(source)?) {
-                return Ok(None);
-            }
-            return Ok(Some(PickleReading { analysis, ran_out }));
+        let followed = size.min(self.limits.max_pickle_bytes);
+        let analysis = pickle::analyse_source(&Slice::new(source, 0, followed)?, &limits)?;
+        let ran_out = matches!(analysis.end, pickle::End::Truncated { .. }) && followed < size;
+        if !analysis.is_pickle || (analysis.weak_evidence && text::is_printable(source)?) {
+            return Ok(None);
         }
+        Ok(Some(PickleReading { analysis, ran_out }))
     }
 
     /// The pickle reading as the file's primary format.

@@ -445,6 +445,181 @@ pub fn decode_utf8_surrogatepass(bytes: &[u8]) -> Option<std::borrow::Cow<'_, st
     Some(std::borrow::Cow::Owned(out))
 }
 
+/// UTF-8 checked piece by piece exactly as [`decode_utf8_surrogatepass`] (or, when
+/// [`Utf8Stream::strict`], `str::from_utf8`) checks it whole, for text too long to hold, with
+/// what nested analysis needs to know of it.
+#[derive(Debug)]
+pub struct Utf8Stream {
+    /// The start of a character cut by the end of the last piece.
+    carry: Vec<u8>,
+    valid: bool,
+    /// Surrogates refused, as GLOBAL's `utf-8` decoding refuses them.
+    strict: bool,
+    shape: TextShape,
+}
+
+/// What a checked text is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextShape {
+    pub first: Option<char>,
+    pub ascii: bool,
+    /// Every character is below U+0100.
+    pub latin1: bool,
+}
+
+impl Default for Utf8Stream {
+    fn default() -> Self {
+        Utf8Stream {
+            carry: Vec::new(),
+            valid: true,
+            strict: false,
+            shape: TextShape {
+                first: None,
+                ascii: true,
+                latin1: true,
+            },
+        }
+    }
+}
+
+impl Utf8Stream {
+    pub fn strict() -> Self {
+        Utf8Stream {
+            strict: true,
+            ..Utf8Stream::default()
+        }
+    }
+
+    /// Takes the next piece; false once the text is known not to be UTF-8.
+    pub fn feed(&mut self, piece: &[u8]) -> bool {
+        if !self.valid {
+            return false;
+        }
+        let mut joined;
+        let bytes = if self.carry.is_empty() {
+            piece
+        } else {
+            joined = std::mem::take(&mut self.carry);
+            joined.extend_from_slice(piece);
+            joined.as_slice()
+        };
+        // Cut before a lead byte whose character runs past the piece: decoding never joins
+        // a lead byte to what precedes it, so the pieces decode as the whole does.
+        let mut cut = bytes.len();
+        let tail_from = bytes.len().saturating_sub(3);
+        if let Some(lead) = (tail_from..bytes.len())
+            .rev()
+            .find(|index| bytes.get(*index).is_some_and(|byte| byte & 0xc0 != 0x80))
+        {
+            let width = match bytes.get(lead) {
+                Some(0xc0..=0xdf) => 2,
+                Some(0xe0..=0xef) => 3,
+                Some(0xf0..=0xf7) => 4,
+                _ => 1,
+            };
+            if lead.saturating_add(width) > bytes.len() {
+                cut = lead;
+            }
+        }
+        let (whole, rest) = bytes.split_at(cut);
+        let decoded = if self.strict {
+            std::str::from_utf8(whole)
+                .ok()
+                .map(std::borrow::Cow::Borrowed)
+        } else {
+            decode_utf8_surrogatepass(whole)
+        };
+        match decoded {
+            Some(text) => {
+                self.shape.first = self.shape.first.or_else(|| text.chars().next());
+                self.shape.ascii &= text.is_ascii();
+                self.shape.latin1 &= text.chars().all(|c| u32::from(c) < 0x100);
+            }
+            None => self.valid = false,
+        }
+        self.carry = rest.to_vec();
+        self.valid
+    }
+
+    /// The text's shape, `None` if it is not UTF-8 (a character cut by its end included).
+    pub fn finish(self) -> Option<TextShape> {
+        (self.valid && self.carry.is_empty()).then_some(self.shape)
+    }
+}
+
+/// Which escapes an [`EscapeStream`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escapes {
+    /// STRING: [`decode_bytes_escape`].
+    Bytes,
+    /// UNICODE: [`decode_raw_unicode_escape`].
+    RawUnicode,
+}
+
+/// Whether an argument decodes, checked piece by piece exactly as the whole-argument decoder
+/// decides it, for arguments too long to hold.
+#[derive(Debug)]
+pub struct EscapeStream {
+    escapes: Escapes,
+    valid: bool,
+    after_backslash: bool,
+    /// Hex digits still due after `\x`, `\u` or `\U`, and the code point so far.
+    hex_due: u8,
+    code: u32,
+}
+
+impl EscapeStream {
+    pub fn new(escapes: Escapes) -> Self {
+        EscapeStream {
+            escapes,
+            valid: true,
+            after_backslash: false,
+            hex_due: 0,
+            code: 0,
+        }
+    }
+
+    /// Takes the next piece; false once the argument is known not to decode.
+    pub fn feed(&mut self, piece: &[u8]) -> bool {
+        for &byte in piece {
+            if !self.valid {
+                break;
+            }
+            if self.hex_due > 0 {
+                match char::from(byte).to_digit(16) {
+                    Some(digit) => {
+                        self.code = (self.code << 4) | digit;
+                        self.hex_due -= 1;
+                        if self.hex_due == 0 && self.code > 0x10ffff {
+                            self.valid = false;
+                        }
+                    }
+                    None => self.valid = false,
+                }
+            } else if self.after_backslash {
+                self.after_backslash = false;
+                self.code = 0;
+                self.hex_due = match (self.escapes, byte) {
+                    (Escapes::Bytes, b'x') => 2,
+                    (Escapes::RawUnicode, b'u') => 4,
+                    (Escapes::RawUnicode, b'U') => 8,
+                    _ => 0,
+                };
+            } else if byte == b'\\' {
+                self.after_backslash = true;
+            }
+        }
+        self.valid
+    }
+
+    /// Whether the whole argument decodes.
+    pub fn finish(self) -> bool {
+        // A trailing lone backslash is kept by raw-unicode-escape and refused by bytes escapes.
+        let trailing = self.after_backslash && self.escapes == Escapes::Bytes;
+        self.valid && self.hex_due == 0 && !trailing
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,6 +749,74 @@ mod tests {
         assert!(decode_raw_unicode_escape(br"\u12").is_none());
         assert!(decode_raw_unicode_escape(br"\u+041").is_none());
         assert!(decode_raw_unicode_escape(br"\U00110000").is_none());
+    }
+
+    #[test]
+    fn utf8_in_pieces_decides_as_whole() {
+        let samples: [&[u8]; 9] = [
+            b"os.system",
+            "caf\u{e9} \u{ff}".as_bytes(),
+            "\u{20ac}\u{1f600}x".as_bytes(),
+            b"a\xed\xa0\x80b",
+            b"\xff",
+            b"ab\xe2\x82",
+            b"\xc0\x80",
+            b"\xf0\x9f\x98",
+            b"",
+        ];
+        for sample in samples {
+            let whole = decode_utf8_surrogatepass(sample);
+            for size in 1..=sample.len().max(1) {
+                let mut check = Utf8Stream::default();
+                for piece in sample.chunks(size) {
+                    check.feed(piece);
+                }
+                let shape = check.finish();
+                assert_eq!(shape.is_some(), whole.is_some(), "{sample:?} in {size}");
+                if let (Some(shape), Some(text)) = (shape, &whole) {
+                    assert_eq!(shape.first, text.chars().next());
+                    assert_eq!(shape.ascii, text.is_ascii());
+                    assert_eq!(shape.latin1, text.chars().all(|c| (c as u32) < 256));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn escapes_in_pieces_decide_as_whole() {
+        let samples: [&[u8]; 14] = [
+            br"plain",
+            br"a\nb\x41\101\\\'",
+            br"\x4",
+            br"\x4g",
+            b"\\\\",
+            b"\\",
+            br"a\",
+            br"os\u0041",
+            br"\\u0041",
+            br"\u12",
+            br"\u+041",
+            br"\U00110000",
+            br"\U0010ffff",
+            br"\q\xzz",
+        ];
+        for sample in samples {
+            for (escapes, whole) in [
+                (Escapes::Bytes, decode_bytes_escape(sample).is_some()),
+                (
+                    Escapes::RawUnicode,
+                    decode_raw_unicode_escape(sample).is_some(),
+                ),
+            ] {
+                for size in 1..=sample.len() {
+                    let mut check = EscapeStream::new(escapes);
+                    for piece in sample.chunks(size) {
+                        check.feed(piece);
+                    }
+                    assert_eq!(check.finish(), whole, "{sample:?} {escapes:?} in {size}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -16,6 +16,10 @@
 //! constants, and payload hidden past a malformed point where tolerant loaders (joblib) keep
 //! reading. Every resource is bounded by [`PickleLimits`]; exceeding a bound is a finding.
 //!
+//! The input is read by offset through a bounded buffer ([`analyse_source`]), so a pickle of
+//! any size is analysed in bounded memory; arguments too long to hold take documented
+//! fail-closed readings (see `machine`).
+//!
 //! This module owns the pickle opcode machine and the allowlist. It must not open files, pick
 //! a verdict (that is `policy`) or add the `pickle-format` finding (its caller decides the
 //! format); it reports facts.
@@ -25,10 +29,16 @@ mod args;
 mod compat;
 mod machine;
 mod recover;
+#[cfg(test)]
+mod streaming_tests;
+mod window;
 
+use std::io;
 use std::time::Instant;
 
 use crate::finding::{quote, Code, Finding};
+use crate::scan::source::ReadAt;
+use window::{Memory, Sizes};
 
 pub use allowlist::{classify, lookup, Allowed, TENSOR_ONLY};
 
@@ -186,8 +196,26 @@ impl PickleAnalysis {
 
 /// Analyses untrusted bytes as a sequence of pickle streams, executing nothing.
 pub fn analyse(bytes: &[u8], limits: &PickleLimits) -> PickleAnalysis {
-    let mut budget = machine::Budget::new(limits);
-    let inner = machine::analyse_bytes(bytes, limits, &mut budget, 0);
+    analyse_with(&Memory(bytes), limits, Sizes::default()).unwrap_or_else(unreadable)
+}
+
+/// [`analyse`] on a source read by offset through a bounded buffer: memory does not grow with
+/// the source's size. Read errors are returned, never taken for the end of the input.
+pub fn analyse_source(source: &dyn ReadAt, limits: &PickleLimits) -> io::Result<PickleAnalysis> {
+    analyse_with(source, limits, Sizes::default())
+}
+
+fn analyse_with(
+    source: &dyn ReadAt,
+    limits: &PickleLimits,
+    sizes: Sizes,
+) -> io::Result<PickleAnalysis> {
+    let mut budget = machine::Budget::new(limits, sizes);
+    let inner = machine::analyse_source(source, limits, &mut budget, 0)?;
+    Ok(analysis_of(inner, &budget))
+}
+
+fn analysis_of(inner: machine::Inner, budget: &machine::Budget) -> PickleAnalysis {
     if !inner.is_pickle {
         return PickleAnalysis {
             is_pickle: false,
@@ -233,13 +261,32 @@ pub fn analyse(bytes: &[u8], limits: &PickleLimits) -> PickleAnalysis {
     }
 }
 
+/// Bytes in memory cannot fail to read; should they, the answer is still not "no pickle".
+fn unreadable(error: io::Error) -> PickleAnalysis {
+    PickleAnalysis {
+        is_pickle: true,
+        streams: 0,
+        protocol: None,
+        globals: Vec::new(),
+        calls: 0,
+        consumed: 0,
+        weak_evidence: false,
+        end: End::Invalid { offset: 0 },
+        findings: vec![Finding::new(
+            Code::PickleLimitExceeded,
+            format!("the pickle could not be read: {error}"),
+        )],
+    }
+}
+
 /// Imports a pickle stream embedded anywhere in `bytes` would make: GLOBAL/INST with two
 /// identifier lines and STACK_GLOBAL right after two string pushes, at any offset. For opaque
-/// binary data, where no loader's reading starts at a known place.
+/// binary data, where no loader's reading starts at a known place; the caller bounds `bytes`
+/// (its windows are searched in place).
 pub fn embedded_imports(bytes: &[u8], limits: &PickleLimits) -> Vec<ImportedGlobal> {
-    let mut budget = machine::Budget::new(limits);
+    let mut budget = machine::Budget::new(limits, Sizes::default());
     let mut inner = machine::Inner::empty();
-    recover::recover(bytes, 0, limits, &mut budget, &mut inner);
+    recover::recover_bytes(bytes, limits, &mut budget, &mut inner);
     inner.globals
 }
 

@@ -2,27 +2,104 @@
 //! imports a tolerant loader (joblib, which reads array bytes inline and then goes on) could
 //! still reach. It recognises GLOBAL/INST with two identifier lines and STACK_GLOBAL right
 //! after two short string pushes; it owns nothing else and never decides what is dangerous.
+//!
+//! The pass reads its source window by window; windows overlap by [`OVERLAP`], more than the
+//! longest pattern it matches, so every candidate offset is judged on all the bytes it could
+//! use, exactly as over the whole input at once.
 
 use std::collections::BTreeSet;
+use std::io;
 
 use super::allowlist::classify_qualified;
 use super::machine::{is_dotted_identifier, make_global, opcode_name, Budget, Inner};
 use super::{Global, ImportedGlobal, PickleLimits, Via};
+use crate::scan::source::ReadAt;
 
 /// The longest line the recovery scan accepts as a module or attribute name.
 const MAX_RECOVERY_LINE: usize = 256;
+/// Bytes past a window's last candidate that are read with it: the longest pattern is
+/// STACK_GLOBAL after two memoised BINUNICODE8 pushes of [`MAX_RECOVERY_LINE`] bytes each
+/// (2 × (1 + 8 + 256 + 5) + 1 = 541 bytes), and a GLOBAL needs at most 1 + 2 × 257.
+const OVERLAP: usize = 1024;
 
 /// One bounded, linear pass past a malformed point for the imports a tolerant loader could
 /// still reach: GLOBAL/INST with two identifier lines, and STACK_GLOBAL right after two short
 /// string pushes (each optionally memoised). Work beyond one step per byte is charged to the
-/// budget, so hostile filler ends in a limit finding rather than a long scan.
+/// budget, so hostile filler ends in a limit finding rather than a long scan. Candidates lie
+/// in `[from, until)`, and nothing past `until` is read.
 pub(super) fn recover(
-    bytes: &[u8],
+    source: &dyn ReadAt,
     from: usize,
+    until: usize,
+    limits: &PickleLimits,
+    budget: &mut Budget,
+    inner: &mut Inner,
+) -> io::Result<()> {
+    let len = usize::try_from(source.size())
+        .unwrap_or(usize::MAX)
+        .min(until);
+    let window = budget.sizes().chunk.max(OVERLAP);
+    let mut state = State {
+        module_line_end: from,
+        boundaries: BTreeSet::new(),
+    };
+    let mut buf = Vec::new();
+    let mut base = from;
+    while base < len {
+        let candidates_end = base.saturating_add(window).min(len);
+        let read_end = candidates_end.saturating_add(OVERLAP).min(len);
+        buf.clear();
+        buf.resize(read_end - base, 0);
+        source.read_exact_at(&mut buf, base as u64)?;
+        if !scan(
+            &buf,
+            base,
+            candidates_end - base,
+            &mut state,
+            limits,
+            budget,
+            inner,
+        ) {
+            break;
+        }
+        base = candidates_end;
+    }
+    Ok(())
+}
+
+/// [`recover`] on bytes already in memory, scanned in place.
+pub(super) fn recover_bytes(
+    bytes: &[u8],
     limits: &PickleLimits,
     budget: &mut Budget,
     inner: &mut Inner,
 ) {
+    let mut state = State {
+        module_line_end: 0,
+        boundaries: BTreeSet::new(),
+    };
+    scan(bytes, 0, bytes.len(), &mut state, limits, budget, inner);
+}
+
+/// What the scan carries from one window to the next, in source offsets.
+struct State {
+    /// Where the module line of the last global recovered ends.
+    module_line_end: usize,
+    /// Where string pushes seen so far end (and their optional memoisation).
+    boundaries: BTreeSet<usize>,
+}
+
+/// Scans the candidate offsets `[0, candidates)` of `bytes`, which start at source offset
+/// `base`; false when the budget or the globals limit stops the scan.
+fn scan(
+    bytes: &[u8],
+    base: usize,
+    candidates: usize,
+    state: &mut State,
+    limits: &PickleLimits,
+    budget: &mut Budget,
+    inner: &mut Inner,
+) -> bool {
     let mut module_lines = Runs::new(bytes);
     let mut name_lines = Runs::new(bytes);
     // A `c` or `i` inside the module line of a global just recovered usually yields only a
@@ -30,23 +107,29 @@ pub(super) fn recover(
     // push ends right there (`X` `intercept_` then `cos\nsystem\n`), where a real opcode may
     // begin. Candidates in the name line are always tried, so a decoy global (reported
     // itself) cannot hide the one that follows it.
-    let mut module_line_end = from;
-    let mut boundaries = BTreeSet::new();
-    let mut at = from;
-    while let Some(&op) = bytes.get(at) {
+    let mut at = 0usize;
+    while at < candidates {
+        let Some(&op) = bytes.get(at) else {
+            break;
+        };
+        let global_at = base.saturating_add(at);
         let mut work = 0usize;
-        while boundaries.first().is_some_and(|end| *end < at) {
-            boundaries.pop_first();
+        while state.boundaries.first().is_some_and(|end| *end < global_at) {
+            state.boundaries.pop_first();
         }
         if let Some(end) = push_end(bytes, at) {
-            boundaries.insert(end);
-            boundaries.insert(skip_memo(bytes, end));
+            state.boundaries.insert(base.saturating_add(end));
+            state
+                .boundaries
+                .insert(base.saturating_add(skip_memo(bytes, end)));
         }
         let found = match op {
-            b'c' | b'i' if at >= module_line_end || boundaries.contains(&at) => {
+            b'c' | b'i'
+                if global_at >= state.module_line_end || state.boundaries.contains(&global_at) =>
+            {
                 recover_global(at, &mut module_lines, &mut name_lines, &mut work).map(
                     |(global, module_end)| {
-                        module_line_end = module_end;
+                        state.module_line_end = base.saturating_add(module_end);
                         (at, global)
                     },
                 )
@@ -57,7 +140,7 @@ pub(super) fn recover(
         if matches!(op, b'c' | b'i' | 0x8c | b'X' | b'U' | b'T' | 0x8d)
             && !budget.charge_n(1 + (work / 8) as u64)
         {
-            return;
+            return false;
         }
         if let Some((offset, global)) = found {
             let opcode = bytes.get(offset).map_or("?", |op| opcode_name(*op));
@@ -65,16 +148,17 @@ pub(super) fn recover(
             let imported = ImportedGlobal {
                 global,
                 class,
-                offset: offset as u64,
+                offset: base.saturating_add(offset) as u64,
                 opcode,
                 via: Via::Recovery,
             };
             if !inner.add_global(imported, limits.max_globals) {
-                return;
+                return false;
             }
         }
         at = at.saturating_add(1);
     }
+    true
 }
 
 /// Finds runs of bytes that may belong to a dotted identifier, for queries whose start only

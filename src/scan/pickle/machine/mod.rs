@@ -7,19 +7,40 @@
 //! `Rc`, so aliasing tricks (memo "billion laughs") cost one step per opcode. Every read checks
 //! its length against the remaining input before anything is allocated. This module must not
 //! decide what is dangerous (that is the allowlist) nor build public findings beyond [`Note`].
+//!
+//! The input is read through a bounded [`Window`], never whole. Arguments up to
+//! [`Sizes::max_arg`] are read whole, exactly as CPython reads them. Longer ones are not:
+//! - length-prefixed bytes (BINBYTES, BYTEARRAY8, BINSTRING, LONG4, a FRAME) are skipped by
+//!   offset once their end is known to exist; a bytes constant is still analysed as a nested
+//!   pickle, on a slice of the source, and BINUNICODE text is checked as UTF-8 in chunks and
+//!   becomes `Value::LongStr`. Text that decodes to latin-1 bytes beyond ASCII (protocol 2's
+//!   `_codecs.encode` argument) cannot be decoded without holding it, so it is reported as not
+//!   analysed (`pickle-limit-exceeded`);
+//! - a line (`\n`-terminated argument) whose validity cannot be judged without holding it is
+//!   taken as valid, and the stream goes on: INT, LONG and FLOAT push a number, PERSID an
+//!   unknown value, STRING (if its first and last bytes quote it) and UNICODE a `LongStr`;
+//!   GLOBAL and INST record the import under the first bytes of the name (shortened, as every
+//!   long name is), with importability judged from them; a GET with such a key pushes
+//!   `Value::Unknown`, and a PUT with one makes later GETs of keys never stored push
+//!   `Value::Unknown` instead of stopping the stream. Because CPython might instead have
+//!   stopped there, the recovery scan also runs from the first such line to the end of the
+//!   input: the answer is the union of both readings.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::io;
 use std::rc::Rc;
 use std::time::Instant;
 
-use memchr::memchr;
-
 use super::allowlist::classify_qualified;
 use super::recover::recover;
+use super::window::{Memory, Sizes, Window};
 use super::{args, compat};
 use super::{End, Global, ImportedGlobal, PickleLimits, Via, MAX_NESTING_CAP};
 use crate::finding::{quote, Code, Finding};
+use crate::scan::source::{ReadAt, Slice};
+
+mod read;
 
 /// The highest protocol CPython knows; PROTO with a larger argument is an error.
 const HIGHEST_PROTOCOL: u8 = 5;
@@ -38,6 +59,18 @@ const MAX_PROSE_OPS_BEFORE_IMPORT: u32 = 1;
 const JOBLIB_WRAPPER: &str = "joblib.numpy_pickle.NumpyArrayWrapper";
 /// Frame violations reported per stream before the rest are only counted by the first.
 const MAX_FRAME_NOTES: usize = 8;
+/// Bytes of an over-long GLOBAL or INST name line that are read (more than [`MAX_NAME_BYTES`],
+/// so the recorded name is shortened the way every long name is).
+const NAME_PREFIX: usize = 4 * MAX_NAME_BYTES;
+/// Constants up to this size are copied out for nested analysis; longer ones are analysed
+/// where they lie in the source.
+pub(super) const INLINE_NESTED: usize = 64 << 10;
+/// How far past a PROTO followed at once by an invalid opcode a top-level input is searched
+/// for imports before it counts as a pickle. Nothing runs past such a start (every loader
+/// raises there), so this only recognises a format; searching gigabytes of tensor data would
+/// only find byte patterns that look like imports by chance. 64 KiB is what the dispatcher
+/// always read for this.
+const TRIAL_SPAN: usize = 64 << 10;
 
 /// The opcode and time budget shared by a whole analysis, nested pickles included.
 pub(super) struct Budget {
@@ -45,16 +78,23 @@ pub(super) struct Budget {
     max: u64,
     deadline: Option<Instant>,
     tripped: Option<String>,
+    /// How the input is read, for every stream of the analysis.
+    sizes: Sizes,
 }
 
 impl Budget {
-    pub(super) fn new(limits: &PickleLimits) -> Self {
+    pub(super) fn new(limits: &PickleLimits, sizes: Sizes) -> Self {
         Budget {
             used: 0,
             max: limits.max_opcodes,
             deadline: limits.deadline,
             tripped: None,
+            sizes,
         }
+    }
+
+    pub(super) fn sizes(&self) -> Sizes {
+        self.sizes
     }
 
     /// Spends one unit of work (one opcode); false once the budget or deadline is exhausted.
@@ -129,7 +169,7 @@ impl Note {
     }
 }
 
-/// What [`analyse_bytes`] found; [`super::analyse`] turns it into the public analysis.
+/// What [`analyse_source`] found; [`super::analyse`] turns it into the public analysis.
 pub(super) struct Inner {
     pub(super) is_pickle: bool,
     pub(super) streams: u32,
@@ -218,22 +258,28 @@ impl Inner {
     }
 }
 
-/// Analyses `bytes` as successive pickle streams (with a fresh memo each, as successive
+/// Analyses `source` as successive pickle streams (with a fresh memo each, as successive
 /// `pickle.load` calls have), following nested pickles up to the nesting limit.
-pub(super) fn analyse_bytes(
-    bytes: &[u8],
+pub(super) fn analyse_source(
+    source: &dyn ReadAt,
     limits: &PickleLimits,
     budget: &mut Budget,
     depth: u32,
-) -> Inner {
+) -> io::Result<Inner> {
+    let mut window = Window::new(source, budget.sizes())?;
+    let len = window.len();
     let mut inner = Inner::empty();
     let max_streams = limits.max_streams.max(1);
     let mut pos = 0usize;
+    // Where the recovery scan starts once the streams are read: a malformed point, or the
+    // first argument too long to judge (CPython may have stopped there).
+    let mut recover_from: Option<usize> = None;
     loop {
-        let mut out = Stream::new(bytes, pos, limits, budget, depth, Dialect::Linear).run();
+        let mut out =
+            Stream::new(&mut window, pos, limits, budget, depth, Dialect::Linear).run()?;
         if out.saw_frame {
             for dialect in [Dialect::CFile, Dialect::Python] {
-                let other = Stream::new(bytes, pos, limits, budget, depth, dialect).run();
+                let other = Stream::new(&mut window, pos, limits, budget, depth, dialect).run()?;
                 out.merge(other);
             }
         }
@@ -244,14 +290,15 @@ pub(super) fn analyse_bytes(
         };
         if !recognised {
             if inner.streams == 0 {
-                inner.end = out.end(bytes.len());
+                inner.end = out.end(len);
                 if let Some(offset) = out.broken_after_proto() {
                     // Binary data can start like PROTO (a safetensors header length of 640 is
                     // `80 02 00 ..`); it is a pickle only if imports are hidden after it.
                     let mut trial = Inner::empty();
-                    recover(bytes, offset, limits, budget, &mut trial);
+                    let until = if depth == 0 { len.min(TRIAL_SPAN) } else { len };
+                    recover(source, offset, until, limits, budget, &mut trial)?;
                     if !trial.globals.is_empty() {
-                        inner.absorb(out, bytes.len(), limits.max_globals);
+                        inner.absorb(out, len, limits.max_globals);
                         inner.notes.extend(trial.notes);
                         for imported in trial.globals {
                             if !inner.add_global(imported, limits.max_globals) {
@@ -274,21 +321,28 @@ pub(super) fn analyse_bytes(
             break;
         }
         let stop = out.stop;
-        if !inner.absorb(out, bytes.len(), limits.max_globals) {
+        if let Some(at) = out.uncertain {
+            recover_from = Some(recover_from.map_or(at, |from| from.min(at)));
+        }
+        if !inner.absorb(out, len, limits.max_globals) {
+            recover_from = None;
             break;
         }
         match stop {
-            Stop::Complete { .. } if inner.consumed < bytes.len() as u64 => {
+            Stop::Complete { .. } if inner.consumed < len as u64 => {
                 pos = usize::try_from(inner.consumed).unwrap_or(usize::MAX);
             }
             Stop::Malformed { offset } => {
-                recover(bytes, offset, limits, budget, &mut inner);
+                recover_from = Some(recover_from.map_or(offset, |from| from.min(offset)));
                 break;
             }
-            Stop::Complete { .. } | Stop::Truncated | Stop::Limit { .. } => break,
+            Stop::Complete { .. } | Stop::Truncated | Stop::Limit { .. } | Stop::Io => break,
         }
     }
-    inner
+    if let Some(from) = recover_from {
+        recover(source, from, len, limits, budget, &mut inner)?;
+    }
+    Ok(inner)
 }
 
 /// Which of CPython's readers the emulation follows. They agree except around FRAME, where
@@ -319,6 +373,8 @@ enum Stop {
     Malformed { offset: usize },
     /// An analysis limit was reached at `offset`.
     Limit { offset: usize },
+    /// Reading the source failed (the error is kept by the stream and returned).
+    Io,
 }
 
 struct StreamOut {
@@ -336,12 +392,18 @@ struct StreamOut {
     globals: Vec<ImportedGlobal>,
     calls: u64,
     notes: Vec<Note>,
+    /// The first argument too long to judge that was taken as valid (see the module docs).
+    uncertain: Option<usize>,
 }
 
 impl StreamOut {
     /// Takes in another dialect's imports: what any reader imports counts.
     fn merge(&mut self, other: StreamOut) {
         self.code = self.code.max(other.code);
+        self.uncertain = match (self.uncertain, other.uncertain) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.whole_import |= other.whole_import;
         let known: HashSet<String> = self.globals.iter().map(|g| g.global.written()).collect();
         let mut added = false;
@@ -406,7 +468,7 @@ impl StreamOut {
     fn end(&self, len: usize) -> End {
         match self.stop {
             Stop::Complete { .. } => End::Complete,
-            Stop::Truncated => End::Truncated { offset: len as u64 },
+            Stop::Truncated | Stop::Io => End::Truncated { offset: len as u64 },
             Stop::Malformed { offset } | Stop::Limit { offset } => End::Invalid {
                 offset: offset as u64,
             },
@@ -448,8 +510,25 @@ impl Rebase {
 
 type Step<T> = Result<T, Stop>;
 
+/// A `\n`-terminated argument: its bytes, or where it lies when it is too long to hold.
+enum Line {
+    Whole(Vec<u8>),
+    Long { from: usize, length: usize },
+}
+
+/// The content of a string or bytes constant, for nested analysis.
+#[derive(Clone, Copy)]
+enum Content<'b> {
+    /// Bytes in hand (read, or decoded from the argument).
+    Bytes(&'b [u8]),
+    /// The constant's bytes as they lie in the source.
+    Range { from: usize, size: usize },
+}
+
 struct Stream<'a, 'c> {
-    data: &'a [u8],
+    window: &'c mut Window<'a>,
+    /// The input's length.
+    len: usize,
     start: usize,
     pos: usize,
     limits: &'c PickleLimits,
@@ -486,19 +565,32 @@ struct Stream<'a, 'c> {
     seen: HashSet<String>,
     calls: u64,
     notes: Vec<Note>,
+    /// The byte at the offset of the opcode being executed (in the CFile dialect the opcode
+    /// itself may come from elsewhere).
+    byte_at_op: u8,
+    /// Arguments up to this size are read whole.
+    max_arg: usize,
+    /// See [`StreamOut::uncertain`].
+    uncertain: Option<usize>,
+    /// A PUT's key was too long to read: any memo key may hold a value.
+    memo_unknown: bool,
+    io_error: Option<io::Error>,
 }
 
 impl<'a, 'c> Stream<'a, 'c> {
     fn new(
-        data: &'a [u8],
+        window: &'c mut Window<'a>,
         start: usize,
         limits: &'c PickleLimits,
         budget: &'c mut Budget,
         depth: u32,
         dialect: Dialect,
     ) -> Self {
+        let len = window.len();
+        let max_arg = budget.sizes().max_arg;
         Stream {
-            data,
+            window,
+            len,
             start,
             pos: start,
             limits,
@@ -527,10 +619,15 @@ impl<'a, 'c> Stream<'a, 'c> {
             seen: HashSet::new(),
             calls: 0,
             notes: Vec::new(),
+            byte_at_op: 0,
+            max_arg,
+            uncertain: None,
+            memo_unknown: false,
+            io_error: None,
         }
     }
 
-    fn run(mut self) -> StreamOut {
+    fn run(mut self) -> io::Result<StreamOut> {
         let stop = loop {
             if !self.budget.charge() {
                 break Stop::Limit { offset: self.pos };
@@ -539,7 +636,7 @@ impl<'a, 'c> Stream<'a, 'c> {
             let imported_before = self.imported.is_some();
             match self.step(at) {
                 Ok(None) => {
-                    self.last_op = self.data.get(at).copied().unwrap_or(0);
+                    self.last_op = self.byte_at_op;
                     self.steps = self.steps.saturating_add(1);
                     self.continued |= imported_before;
                     self.check_frame(at);
@@ -547,6 +644,9 @@ impl<'a, 'c> Stream<'a, 'c> {
                 Ok(Some(stop)) | Err(stop) => break stop,
             }
         };
+        if let Some(error) = self.io_error.take() {
+            return Err(error);
+        }
         // Prose read as opcodes breaks at once after its accidental import; a stream that
         // goes on (a MARK, arguments) is a mutated pickle whatever its module is called.
         let code = match self.imported {
@@ -555,10 +655,10 @@ impl<'a, 'c> Stream<'a, 'c> {
         };
         let end_pos = match stop {
             Stop::Complete { .. } => self.pos,
-            Stop::Truncated => self.data.len(),
+            Stop::Truncated | Stop::Io => self.len,
             Stop::Malformed { offset } | Stop::Limit { offset } => offset,
         };
-        StreamOut {
+        Ok(StreamOut {
             start: self.start,
             stop,
             invalid_opcode: self.invalid_opcode,
@@ -571,14 +671,21 @@ impl<'a, 'c> Stream<'a, 'c> {
             globals: self.globals,
             calls: self.calls,
             notes: self.notes,
-        }
+            uncertain: self.uncertain,
+        })
     }
 
     /// Executes the opcode at `at`; `Some` when the stream is complete.
     fn step(&mut self, at: usize) -> Step<Option<Stop>> {
-        let op = match self.take(at, "an opcode", 1)? {
-            [op] => *op,
-            _ => return Err(self.truncated(at, "an opcode")),
+        let from = self.take(at, "an opcode", 1)?;
+        let op = self.byte(from)?;
+        self.byte_at_op = if from == at {
+            op
+        } else {
+            match self.window.byte(at) {
+                Ok(byte) => byte.unwrap_or(0),
+                Err(error) => return Err(self.io(error)),
+            }
         };
         let name = opcode_name(op);
         match op {
@@ -607,27 +714,29 @@ impl<'a, 'c> Stream<'a, 'c> {
                 self.push(at, top)?;
             }
             b'F' => {
-                let line = self.line(at, name)?;
-                if !args::float_line(line) {
-                    return Err(self.malformed(
-                        at,
-                        format!("`FLOAT` argument `{}` is not a float", show(line)),
-                    ));
+                if let Some(line) = self.number_line(at, name)? {
+                    if !args::float_line(&line) {
+                        return Err(self.malformed(
+                            at,
+                            format!("`FLOAT` argument `{}` is not a float", show(&line)),
+                        ));
+                    }
                 }
                 self.push(at, Value::NotStr)?;
             }
             b'I' | b'L' => {
-                let line = self.line(at, name)?;
-                let valid = if op == b'L' {
-                    args::long_line(line)
-                } else {
-                    args::int_line(line)
-                };
-                if !valid {
-                    return Err(self.malformed(
-                        at,
-                        format!("`{name}` argument `{}` is not an integer", show(line)),
-                    ));
+                if let Some(line) = self.number_line(at, name)? {
+                    let valid = if op == b'L' {
+                        args::long_line(&line)
+                    } else {
+                        args::int_line(&line)
+                    };
+                    if !valid {
+                        return Err(self.malformed(
+                            at,
+                            format!("`{name}` argument `{}` is not an integer", show(&line)),
+                        ));
+                    }
                 }
                 self.push(at, Value::NotStr)?;
             }
@@ -656,8 +765,11 @@ impl<'a, 'c> Stream<'a, 'c> {
             // Out-of-band buffers exist only when the loader passed `buffers=`.
             0x97 => self.push(at, Value::Unknown)?,
             b'P' => {
-                let line = self.line(at, name)?;
-                if !line.is_ascii() {
+                let ascii = match self.line(at, name)? {
+                    Line::Whole(line) => line.is_ascii(),
+                    Line::Long { from, length } => self.all_ascii(from, length)?,
+                };
+                if !ascii {
                     return Err(self.malformed(at, "`PERSID` argument is not ASCII".to_owned()));
                 }
                 self.push(at, Value::Unknown)?;
@@ -689,21 +801,60 @@ impl<'a, 'c> Stream<'a, 'c> {
                 } else {
                     self.uint(at, name, 1)?
                 };
-                let content_at = self.pos;
-                let content = self.take_len(at, name, size)?;
-                self.nested(at, name, content, Rebase::Linear(content_at as u64))?;
-                let value = self.tracked(latin1(content));
+                // Offsets are placed from where the argument would start in a linear read.
+                let rebase = Rebase::Linear(self.pos as u64);
+                let (from, size) = self.take_len(at, name, size)?;
+                let value = if size <= self.max_arg {
+                    let content = self.read(from, size)?;
+                    self.nested(at, name, Content::Bytes(&content), rebase)?;
+                    self.tracked(latin1(&content))
+                } else {
+                    // Its latin-1 text is at least `size` bytes long, far past any name.
+                    self.nested(at, name, Content::Range { from, size }, rebase)?;
+                    Value::LongStr(size)
+                };
                 self.push(at, value)?;
             }
             b'V' => {
-                let line = self.line(at, name)?;
-                let Some(text) = args::decode_raw_unicode_escape(line) else {
-                    return Err(
-                        self.malformed(at, "`UNICODE` argument has a bad \\u escape".to_owned())
-                    );
+                let value = match self.line(at, name)? {
+                    Line::Whole(line) => {
+                        let Some(text) = args::decode_raw_unicode_escape(&line) else {
+                            return Err(self.malformed(
+                                at,
+                                "`UNICODE` argument has a bad \\u escape".to_owned(),
+                            ));
+                        };
+                        drop(line);
+                        let value = self.tracked(Cow::Borrowed(text.as_str()));
+                        match text_bytes(&text) {
+                            TextBytes::Skip => {}
+                            TextBytes::Latin1(bytes) => {
+                                drop(text);
+                                self.nested(
+                                    at,
+                                    name,
+                                    Content::Bytes(&bytes),
+                                    Rebase::Fixed(at as u64),
+                                )?;
+                            }
+                            TextBytes::Ascii | TextBytes::Utf8 => {
+                                let content = Content::Bytes(text.as_bytes());
+                                self.nested(at, name, content, Rebase::Fixed(at as u64))?;
+                            }
+                        }
+                        value
+                    }
+                    Line::Long { from, length } => {
+                        if !self.escapes_decode(args::Escapes::RawUnicode, from, length)? {
+                            return Err(self.malformed(
+                                at,
+                                "`UNICODE` argument has a bad \\u escape".to_owned(),
+                            ));
+                        }
+                        self.not_decoded(at, name, from, length)?;
+                        Value::LongStr(length)
+                    }
                 };
-                self.nested_text(at, name, &text, None)?;
-                let value = self.tracked(Cow::Owned(text));
                 self.push(at, value)?;
             }
             b'X' | 0x8c | 0x8d => {
@@ -713,12 +864,33 @@ impl<'a, 'c> Stream<'a, 'c> {
                     _ => self.uint(at, name, 8)?,
                 };
                 let content_at = self.pos;
-                let content = self.take_len(at, name, size)?;
-                let Some(text) = args::decode_utf8_surrogatepass(content) else {
-                    return Err(self.malformed(at, format!("`{name}` argument is not UTF-8")));
+                let (from, size) = self.take_len(at, name, size)?;
+                let value = if size <= self.max_arg {
+                    let content = self.read(from, size)?;
+                    let Some(text) = args::decode_utf8_surrogatepass(&content) else {
+                        return Err(self.malformed(at, format!("`{name}` argument is not UTF-8")));
+                    };
+                    let value = self.tracked(Cow::Borrowed(text.as_ref()));
+                    let fixed = Rebase::Fixed(at as u64);
+                    match text_bytes(&text) {
+                        TextBytes::Skip => {}
+                        TextBytes::Ascii => {
+                            let rebase = Rebase::Linear(content_at as u64);
+                            self.nested(at, name, Content::Bytes(text.as_bytes()), rebase)?;
+                        }
+                        TextBytes::Latin1(bytes) => {
+                            drop(text);
+                            drop(content);
+                            self.nested(at, name, Content::Bytes(&bytes), fixed)?;
+                        }
+                        TextBytes::Utf8 => {
+                            self.nested(at, name, Content::Bytes(text.as_bytes()), fixed)?;
+                        }
+                    }
+                    value
+                } else {
+                    self.long_text(at, name, from, size, content_at)?
                 };
-                self.nested_text(at, name, &text, Some(content_at))?;
-                let value = self.tracked(text);
                 self.push(at, value)?;
             }
             b'B' | b'C' | 0x8e | 0x96 => {
@@ -727,9 +899,9 @@ impl<'a, 'c> Stream<'a, 'c> {
                     b'C' => self.uint(at, name, 1)?,
                     _ => self.uint(at, name, 8)?,
                 };
-                let content_at = self.pos;
-                let content = self.take_len(at, name, size)?;
-                self.nested(at, name, content, Rebase::Linear(content_at as u64))?;
+                let rebase = Rebase::Linear(self.pos as u64);
+                let (from, size) = self.take_len(at, name, size)?;
+                self.nested(at, name, Content::Range { from, size }, rebase)?;
                 self.push(at, Value::NotStr)?;
             }
             b'a' => {
@@ -813,39 +985,50 @@ impl<'a, 'c> Stream<'a, 'c> {
             }
             b'g' | b'h' | b'j' => {
                 let key = match op {
-                    b'g' => {
-                        let line = self.line(at, name)?;
-                        match self.memo_key(at, name, line)? {
+                    b'g' => match self.number_line(at, name)? {
+                        Some(line) => match self.memo_key(at, name, &line)? {
                             args::Key::Index(key) => key,
                             args::Key::Negative => {
                                 return Err(
                                     self.malformed(at, "`GET` of a negative memo key".to_owned())
                                 )
                             }
+                        },
+                        None => {
+                            self.push(at, Value::Unknown)?;
+                            return Ok(None);
                         }
-                    }
+                    },
                     b'h' => self.uint(at, name, 1)?,
                     _ => self.uint(at, name, 4)?,
                 };
-                let Some(value) = self.memo.get(&key).cloned() else {
-                    return Err(self.malformed(
-                        at,
-                        format!("`{name}` of memo key {key}, which was never stored"),
-                    ));
+                let value = match self.memo.get(&key) {
+                    Some(value) => value.clone(),
+                    None if self.memo_unknown => Value::Unknown,
+                    None => {
+                        return Err(self.malformed(
+                            at,
+                            format!("`{name}` of memo key {key}, which was never stored"),
+                        ));
+                    }
                 };
                 self.push(at, value)?;
             }
             b'p' | b'q' | b'r' | 0x94 => {
                 let key = match op {
-                    b'p' => {
-                        let line = self.line(at, name)?;
-                        match self.memo_key(at, name, line)? {
+                    b'p' => match self.number_line(at, name)? {
+                        Some(line) => match self.memo_key(at, name, &line)? {
                             args::Key::Index(key) => key,
                             args::Key::Negative => {
                                 return Err(self.malformed(at, "negative `PUT` argument".to_owned()))
                             }
+                        },
+                        None => {
+                            self.top(at, name)?;
+                            self.memo_unknown = true;
+                            return Ok(None);
                         }
-                    }
+                    },
                     b'q' => self.uint(at, name, 1)?,
                     b'r' => self.uint(at, name, 4)?,
                     _ => self.memo.len() as u64,
@@ -923,53 +1106,140 @@ impl<'a, 'c> Stream<'a, 'c> {
         Ok(())
     }
 
-    /// One name line, and whether the input ended before its newline.
+    /// One name line, and whether the input ended before its newline. A line too long to
+    /// hold is read as its first [`NAME_PREFIX`] bytes (see the module docs).
     fn name_line(&mut self, at: usize, op: u8) -> Step<(String, bool)> {
         let name = opcode_name(op);
-        let data = self.data;
-        let (line, at_end) = match self.find_line(at, name)? {
+        let (from, length, at_end) = match self.find_line(at, name)? {
             Some((from, length)) => {
                 self.pos = from.saturating_add(length).saturating_add(1);
                 self.buf_end = self.buf_end.max(self.pos);
-                (
-                    data.get(from..from.saturating_add(length))
-                        .unwrap_or_default(),
-                    false,
-                )
+                (from, length, false)
             }
             // The C unpickler needs the newline; Python's `readline()` returns what is left.
             None if self.dialect == Dialect::CFile => return Err(self.truncated(at, name)),
             None => {
-                let rest = data.get(self.pos..).unwrap_or_default();
-                self.pos = data.len();
-                let cut = rest.len().saturating_sub(1);
-                (rest.get(..cut).unwrap_or_default(), true)
+                let from = self.pos;
+                let rest = self.len.saturating_sub(from);
+                self.pos = self.len;
+                (from, rest.saturating_sub(1), true)
             }
+        };
+        let long = length > self.max_arg;
+        let line = if long {
+            // Judged whole, in pieces; recorded by its first bytes.
+            let valid = if op == b'i' {
+                self.all_ascii(from, length)?
+            } else {
+                let mut check = args::Utf8Stream::strict();
+                if let Err(error) = self.window.stream(from, length, |piece| check.feed(piece)) {
+                    return Err(self.io(error));
+                }
+                check.finish().is_some()
+            };
+            if !valid && op == b'i' {
+                return Err(self.malformed(at, "`INST` name is not ASCII".to_owned()));
+            }
+            if !valid {
+                return Err(self.malformed(at, format!("`{name}` name is not UTF-8")));
+            }
+            self.read(from, length.min(NAME_PREFIX))?
+        } else {
+            self.read(from, length)?
         };
         if op == b'i' && !line.is_ascii() {
             return Err(self.malformed(at, "`INST` name is not ASCII".to_owned()));
         }
-        match std::str::from_utf8(line) {
-            Ok(text) => Ok((text.to_owned(), at_end)),
-            Err(_) => Err(self.malformed(at, format!("`{name}` name is not UTF-8"))),
-        }
+        let text = match std::str::from_utf8(&line) {
+            Ok(text) => text,
+            // The prefix may end inside a character.
+            Err(error) if long && error.error_len().is_none() => {
+                let valid = line.get(..error.valid_up_to()).unwrap_or_default();
+                std::str::from_utf8(valid).unwrap_or_default()
+            }
+            Err(_) => return Err(self.malformed(at, format!("`{name}` name is not UTF-8"))),
+        };
+        Ok((text.to_owned(), at_end))
     }
 
     /// STRING (`S`): a quoted line with Python bytes escapes.
     fn load_string(&mut self, at: usize) -> Step<()> {
-        let line = self.line(at, "STRING")?;
-        let quoted = match line {
-            [first, inner @ .., last] if first == last && matches!(first, b'\'' | b'"') => inner,
-            _ => {
-                return Err(self.malformed(at, "the `STRING` argument must be quoted".to_owned()));
+        let content = match self.line(at, "STRING")? {
+            Line::Whole(line) => {
+                let quoted = match line.as_slice() {
+                    [first, inner @ .., last] if first == last && matches!(first, b'\'' | b'"') => {
+                        inner
+                    }
+                    _ => {
+                        return Err(
+                            self.malformed(at, "the `STRING` argument must be quoted".to_owned())
+                        );
+                    }
+                };
+                let Some(content) = args::decode_bytes_escape(quoted) else {
+                    return Err(self.malformed(at, "`STRING` argument has a bad escape".to_owned()));
+                };
+                content
+            }
+            Line::Long { from, length } => {
+                let first = self.byte(from)?;
+                let last = self.byte(from.saturating_add(length).saturating_sub(1))?;
+                if length < 2 || first != last || !matches!(first, b'\'' | b'"') {
+                    return Err(
+                        self.malformed(at, "the `STRING` argument must be quoted".to_owned())
+                    );
+                }
+                let (inner, size) = (from.saturating_add(1), length.saturating_sub(2));
+                if !self.escapes_decode(args::Escapes::Bytes, inner, size)? {
+                    return Err(self.malformed(at, "`STRING` argument has a bad escape".to_owned()));
+                }
+                self.not_decoded(at, "STRING", inner, size)?;
+                return self.push(at, Value::LongStr(size));
             }
         };
-        let Some(content) = args::decode_bytes_escape(quoted) else {
-            return Err(self.malformed(at, "`STRING` argument has a bad escape".to_owned()));
-        };
-        self.nested(at, "STRING", &content, Rebase::Fixed(at as u64))?;
         let value = self.tracked(latin1(&content));
+        self.nested(
+            at,
+            "STRING",
+            Content::Bytes(&content),
+            Rebase::Fixed(at as u64),
+        )?;
         self.push(at, value)
+    }
+
+    /// Long BINUNICODE text, checked in chunks (see the module docs); `content_at` is where
+    /// a linear read would find it.
+    fn long_text(
+        &mut self,
+        at: usize,
+        op: &'static str,
+        from: usize,
+        size: usize,
+        content_at: usize,
+    ) -> Step<Value> {
+        let mut check = args::Utf8Stream::default();
+        if let Err(error) = self.window.stream(from, size, |chunk| check.feed(chunk)) {
+            return Err(self.io(error));
+        }
+        let Some(shape) = check.finish() else {
+            return Err(self.malformed(at, format!("`{op}` argument is not UTF-8")));
+        };
+        let starts_like_opcode = shape
+            .first
+            .and_then(|first| u8::try_from(u32::from(first)).ok())
+            .is_some_and(is_opcode);
+        if starts_like_opcode {
+            let range = Content::Range { from, size };
+            if shape.ascii {
+                self.nested(at, op, range, Rebase::Linear(content_at as u64))?;
+            } else if shape.latin1 {
+                self.not_decoded_note(at, op, size);
+            } else {
+                self.nested(at, op, range, Rebase::Fixed(at as u64))?;
+            }
+        }
+        // UTF-8 of `size` bytes is text of `size` bytes (surrogates become U+FFFD, also 3).
+        Ok(Value::LongStr(size))
     }
 
     /// FRAME: CPython's C unpickler only checks that the frame's bytes exist and then reads on
@@ -996,7 +1266,7 @@ impl<'a, 'c> Stream<'a, 'c> {
                     ));
                 }
                 let size = usize::try_from(length).unwrap_or(usize::MAX);
-                self.frame = Some(self.pos.saturating_add(size).min(self.data.len()));
+                self.frame = Some(self.pos.saturating_add(size).min(self.len));
                 return Ok(());
             }
         }
@@ -1008,7 +1278,7 @@ impl<'a, 'c> Stream<'a, 'c> {
                 );
             }
         }
-        let remaining = self.data.len().saturating_sub(self.pos) as u64;
+        let remaining = self.len.saturating_sub(self.pos) as u64;
         if length > remaining {
             self.frame_note(at, format!("a frame of {length} bytes runs past the end of the input ({remaining} bytes remain)"));
         }
@@ -1023,7 +1293,8 @@ impl<'a, 'c> Stream<'a, 'c> {
         }
         if let Some(end) = self.frame_end {
             if at < end && self.pos > end {
-                let name = self.data.get(at).map_or("?", |op| opcode_name(*op));
+                // The Linear dialect reads each opcode where it stands.
+                let name = opcode_name(self.byte_at_op);
                 self.frame_note(
                     at,
                     format!("`{name}` straddles the end of its frame at @{end}"),
@@ -1093,15 +1364,38 @@ impl<'a, 'c> Stream<'a, 'c> {
         Ok(true)
     }
 
-    /// Analyses a bytes constant as a nested pickle and merges what it imports.
-    fn nested(&mut self, at: usize, op: &'static str, content: &[u8], rebase: Rebase) -> Step<()> {
-        let Some(&first) = content.first() else {
+    /// Analyses a constant as a nested pickle and merges what it imports.
+    fn nested(
+        &mut self,
+        at: usize,
+        op: &'static str,
+        content: Content<'_>,
+        rebase: Rebase,
+    ) -> Step<()> {
+        let (size, first, second) = match content {
+            Content::Bytes(bytes) => (bytes.len(), bytes.first().copied(), bytes.get(1).copied()),
+            Content::Range { from, size } => {
+                let first = if size >= 1 {
+                    Some(self.byte(from)?)
+                } else {
+                    None
+                };
+                let second = if size >= 2 {
+                    Some(self.byte(from.saturating_add(1))?)
+                } else {
+                    None
+                };
+                (size, first, second)
+            }
+        };
+        let Some(first) = first else {
             return Ok(());
         };
-        if content.len() < MIN_NESTED || !is_opcode(first) {
+        if size < MIN_NESTED || !is_opcode(first) {
             return Ok(());
         }
-        let starts_with_proto = matches!(content, [0x80, p, ..] if *p <= HIGHEST_PROTOCOL);
+        let starts_with_proto =
+            first == 0x80 && second.is_some_and(|protocol| protocol <= HIGHEST_PROTOCOL);
         let cap = self.limits.max_nesting.min(MAX_NESTING_CAP);
         if self.depth >= cap {
             if starts_with_proto {
@@ -1114,7 +1408,27 @@ impl<'a, 'c> Stream<'a, 'c> {
             return Ok(());
         }
         let depth = self.depth.saturating_add(1);
-        let inner = analyse_bytes(content, self.limits, self.budget, depth);
+        // The nested analysis reads through a window of its own.
+        self.window.release();
+        let analysed = match content {
+            Content::Bytes(bytes) => {
+                analyse_source(&Memory(bytes), self.limits, self.budget, depth)
+            }
+            Content::Range { from, size } if size <= INLINE_NESTED => {
+                let bytes = self.read(from, size)?;
+                analyse_source(&Memory(&bytes), self.limits, self.budget, depth)
+            }
+            Content::Range { from, size } => {
+                match Slice::new(self.window.source(), from as u64, size as u64) {
+                    Ok(slice) => analyse_source(&slice, self.limits, self.budget, depth),
+                    Err(error) => Err(error),
+                }
+            }
+        };
+        let inner = match analysed {
+            Ok(inner) => inner,
+            Err(error) => return Err(self.io(error)),
+        };
         let tripped = self.budget.is_tripped();
         // A string that merely starts like GLOBAL (`coef_` is GLOBAL `oef` cut by its end) is
         // a name, not a pickle: an import must be spelled out whole to count here.
@@ -1144,38 +1458,6 @@ impl<'a, 'c> Stream<'a, 'c> {
             return Err(Stop::Limit { offset: at });
         }
         Ok(())
-    }
-
-    /// A text constant as a nested pickle: protocols < 3 carry bytes as latin-1 text (for
-    /// `_codecs.encode`), so text that fits latin-1 is analysed as those bytes.
-    fn nested_text(
-        &mut self,
-        at: usize,
-        op: &'static str,
-        text: &str,
-        content_at: Option<usize>,
-    ) -> Step<()> {
-        let Some(first) = text.chars().next() else {
-            return Ok(());
-        };
-        if u8::try_from(u32::from(first)).map_or(true, |byte| !is_opcode(byte)) {
-            return Ok(());
-        }
-        if text.is_ascii() {
-            let rebase = match content_at {
-                Some(offset) => Rebase::Linear(offset as u64),
-                None => Rebase::Fixed(at as u64),
-            };
-            return self.nested(at, op, text.as_bytes(), rebase);
-        }
-        let latin1: Option<Vec<u8>> = text
-            .chars()
-            .map(|c| u8::try_from(u32::from(c)).ok())
-            .collect();
-        match latin1 {
-            Some(bytes) => self.nested(at, op, &bytes, Rebase::Fixed(at as u64)),
-            None => self.nested(at, op, text.as_bytes(), Rebase::Fixed(at as u64)),
-        }
     }
 
     /// A string value, kept whole while it could be a name and the budget lasts.
@@ -1244,151 +1526,6 @@ impl<'a, 'c> Stream<'a, 'c> {
         Ok(count)
     }
 
-    // ----- reading
-
-    /// Reads `size` bytes the way the dialect's reader delivers them.
-    fn take(&mut self, at: usize, op: &str, size: usize) -> Step<&'a [u8]> {
-        let from = match self.dialect {
-            Dialect::Linear => self.pos,
-            Dialect::CFile => {
-                if self
-                    .pos
-                    .checked_add(size)
-                    .is_some_and(|end| end <= self.buf_end)
-                {
-                    self.pos
-                } else {
-                    // Past the buffered frame: fresh bytes from where the buffer ends.
-                    self.buf_end
-                }
-            }
-            Dialect::Python => match self.frame {
-                Some(end) if self.pos == end && size != 0 => {
-                    self.frame = None;
-                    self.pos
-                }
-                Some(end) if self.pos.checked_add(size).is_none_or(|stop| stop > end) => {
-                    return Err(self.malformed(
-                        at,
-                        format!("`{op}` runs past the end of its frame (pickle exhausted before end of frame)"),
-                    ));
-                }
-                _ => self.pos,
-            },
-        };
-        let data = self.data;
-        let end = from.checked_add(size);
-        match end.and_then(|end| data.get(from..end).map(|bytes| (end, bytes))) {
-            Some((end, bytes)) => {
-                self.pos = end;
-                self.buf_end = self.buf_end.max(end);
-                Ok(bytes)
-            }
-            None => Err(self.truncated(at, op)),
-        }
-    }
-
-    /// Reads a length-prefixed argument, checking the length against the input first.
-    fn take_len(&mut self, at: usize, op: &str, size: u64) -> Step<&'a [u8]> {
-        if size > isize::MAX as u64 {
-            return Err(self.malformed(
-                at,
-                format!("`{op}` length {size} exceeds the largest possible object"),
-            ));
-        }
-        match usize::try_from(size) {
-            Ok(size) => self.take(at, op, size),
-            Err(_) => Err(self.truncated(at, op)),
-        }
-    }
-
-    /// A little-endian unsigned integer of `size` (1..=8) bytes.
-    fn uint(&mut self, at: usize, op: &str, size: usize) -> Step<u64> {
-        let bytes = self.take(at, op, size)?;
-        Ok(bytes
-            .iter()
-            .rev()
-            .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte)))
-    }
-
-    /// A 4-byte signed length (BINSTRING, LONG4), which CPython refuses when negative.
-    fn signed_len(&mut self, at: usize, op: &str) -> Step<u64> {
-        let raw = self.uint(at, op, 4)?;
-        let value = i32::from_le_bytes(u32::try_from(raw).unwrap_or(u32::MAX).to_le_bytes());
-        match u64::try_from(value) {
-            Ok(size) => Ok(size),
-            Err(_) => Err(self.malformed(at, format!("`{op}` has a negative length"))),
-        }
-    }
-
-    /// A `\n`-terminated argument, without its newline.
-    fn line(&mut self, at: usize, op: &str) -> Step<&'a [u8]> {
-        match self.find_line(at, op)? {
-            Some((from, length)) => {
-                let line = self
-                    .data
-                    .get(from..from.saturating_add(length))
-                    .unwrap_or_default();
-                self.pos = from.saturating_add(length).saturating_add(1);
-                self.buf_end = self.buf_end.max(self.pos);
-                Ok(line)
-            }
-            None => Err(self.truncated(at, op)),
-        }
-    }
-
-    /// Where the next line starts and how long it is (without its newline), as the dialect's
-    /// reader finds it; `None` when the input ends first.
-    fn find_line(&mut self, at: usize, op: &str) -> Step<Option<(usize, usize)>> {
-        let data = self.data;
-        let search = |from: usize| {
-            memchr(b'\n', data.get(from..).unwrap_or_default()).map(|length| (from, length))
-        };
-        Ok(match self.dialect {
-            Dialect::Linear => search(self.pos),
-            Dialect::CFile => {
-                let buffered = data.get(self.pos..self.buf_end).unwrap_or_default();
-                match memchr(b'\n', buffered) {
-                    Some(length) => Some((self.pos, length)),
-                    // `readline()` on the file, which stands where the buffer ends.
-                    None => search(self.buf_end),
-                }
-            }
-            Dialect::Python => match self.frame {
-                Some(end) if self.pos == end => {
-                    self.frame = None;
-                    search(self.pos)
-                }
-                Some(end) => {
-                    let framed = data.get(self.pos..end).unwrap_or_default();
-                    match memchr(b'\n', framed) {
-                        Some(length) => Some((self.pos, length)),
-                        None => {
-                            return Err(self.malformed(
-                                at,
-                                format!("`{op}` line runs past the end of its frame"),
-                            ))
-                        }
-                    }
-                }
-                None => search(self.pos),
-            },
-        })
-    }
-
-    fn memo_key(&mut self, at: usize, op: &str, line: &[u8]) -> Step<args::Key> {
-        match args::memo_key(line) {
-            Some(key) => Ok(key),
-            None => Err(self.malformed(
-                at,
-                format!(
-                    "`{op}` memo key `{}` is not a non-negative integer",
-                    show(line)
-                ),
-            )),
-        }
-    }
-
     // ----- stopping
 
     fn malformed(&mut self, at: usize, message: String) -> Stop {
@@ -1407,6 +1544,11 @@ impl<'a, 'c> Stream<'a, 'c> {
         note.info = joblib_array;
         self.notes.push(note);
         Stop::Malformed { offset: at }
+    }
+
+    fn io(&mut self, error: io::Error) -> Stop {
+        self.io_error.get_or_insert(error);
+        Stop::Io
     }
 
     fn truncated(&mut self, at: usize, what: &str) -> Stop {
@@ -1489,6 +1631,35 @@ fn clip(mut text: String) -> String {
         text.push('…');
     }
     text
+}
+
+/// Which bytes of a text constant are analysed as a nested pickle: protocols < 3 carry bytes
+/// as latin-1 text (for `_codecs.encode`), so text that fits latin-1 is analysed as those
+/// bytes, other text as its UTF-8.
+enum TextBytes {
+    /// It does not start like an opcode.
+    Skip,
+    /// ASCII: the text's bytes are the constant's bytes.
+    Ascii,
+    Latin1(Vec<u8>),
+    Utf8,
+}
+
+fn text_bytes(text: &str) -> TextBytes {
+    let Some(first) = text.chars().next() else {
+        return TextBytes::Skip;
+    };
+    if u8::try_from(u32::from(first)).map_or(true, |byte| !is_opcode(byte)) {
+        return TextBytes::Skip;
+    }
+    if text.is_ascii() {
+        return TextBytes::Ascii;
+    }
+    let latin1: Option<Vec<u8>> = text
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect();
+    latin1.map_or(TextBytes::Utf8, TextBytes::Latin1)
 }
 
 /// Bytes as the latin-1 text `encoding='latin1'` loaders (NumPy) make of Python 2 strings.
