@@ -9,6 +9,8 @@
 #   opcodes.pkl     nothing but small opcodes (`K\x01` + `0`, repeated), protocol 2
 #   framed.pkl      the same small opcodes in protocol 4 frames of 64 KiB (read in all three
 #                   frame dialects)
+#   memo.pkl        every value memoised (MEMOIZE), then popped: the memo grows to its limit
+#   stack.pkl       values pushed and never popped: the stack grows to its limit
 #   joblib.pkl      joblib-shaped: a pickle, then raw array bytes after a NumpyArrayWrapper
 #                   BUILD (a malformed point, so the recovery scan runs over all of them),
 #                   then more pickle, ending in an import the recovery scan must find
@@ -94,6 +96,20 @@ def framed(f):
     f.write(b"\x95" + struct.pack("<Q", 2) + b"N.")
 
 
+def memo(f):
+    # Every value memoised and popped: the memo grows until its limit.
+    f.write(b"\x80\x04N")
+    fill(f, total - 4, b"K\x01\x940" * (MIB // 4))
+    f.write(b".")
+
+
+def stack(f):
+    # Values pushed and never popped: the stack grows until its limit.
+    f.write(b"\x80\x04N")
+    fill(f, total - 4, b"K\x01" * (MIB // 2))
+    f.write(b".")
+
+
 def joblib(f):
     head = (
         b"\x80\x02cjoblib.numpy_pickle\nNumpyArrayWrapper\nq\x00)\x81q\x01}q\x02("
@@ -113,11 +129,13 @@ write_if_missing("bytes.pkl", big_bytes(b"B", 4))
 write_if_missing("bytearray.pkl", big_bytes(b"\x96", 8))
 write_if_missing("opcodes.pkl", opcodes)
 write_if_missing("framed.pkl", framed)
+write_if_missing("memo.pkl", memo)
+write_if_missing("stack.pkl", stack)
 write_if_missing("joblib.pkl", joblib)
 PY
 
 printf '%-15s %10s %9s %5s  %s\n' input peak_rss wall exit verdict
-for name in bytes.pkl bytearray.pkl opcodes.pkl framed.pkl joblib.pkl; do
+for name in bytes.pkl bytearray.pkl opcodes.pkl framed.pkl memo.pkl stack.pkl joblib.pkl; do
     file="$WORK/$name"
     # Warm the page cache so that wall time measures the scan, not the disk.
     cat "$file" >/dev/null

@@ -107,6 +107,20 @@ def tar(path, size):
     os.remove(data)
 
 
+def deflated_zip(path, size):
+    """An `np.savez_compressed`-style zip: deflated `.npy` members of 120 MiB each (under the
+    128 MiB per-member bound, so each is inflated whole) up to `size` of content."""
+    import zipfile
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (%d,), }" % (120 * MIB // 4)
+    header += b" " * (118 - len(header)) + b"\n"
+    npy_head = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for index in range(max(1, size // (120 * MIB))):
+            with z.open(f"arr_{index}.npy", "w", force_zip64=True) as member:
+                member.write(npy_head)
+                filler(member, 120 * MIB - len(npy_head))
+
+
 def gzip_file(path, size):
     """A gzip stream whose content is `size` bytes (it compresses well: the pattern repeats)."""
     import gzip
@@ -146,6 +160,7 @@ FORMATS = [
     ("pickle (one 1 GiB bytes)", "big-bytes.pkl", raw_pickle),
     ("pickle (small opcodes)", "small-ops.pkl", small_ops_pickle),
     ("tar", "archive.tar", tar),
+    ("zip (deflated members)", "arrays.npz", deflated_zip),
     ("gzip", "data.gz", gzip_file),
     ("json", "tokenizer.json", json_text),
     ("unknown", "blob.bin", unknown),

@@ -125,7 +125,8 @@ pub struct ScanLimits {
     /// Containers inside containers (zip in gzip in tar...).
     pub max_depth: u32,
     /// Output of one compressed stream or member (a bomb is refused past it, and legitimate
-    /// compressed members larger than this are refused too: modelvet must hold what it scans).
+    /// compressed members larger than this are refused too: modelvet must see what it
+    /// accepts). Output past a few MiB is kept in an anonymous temporary file, not in memory.
     pub max_inflated: u64,
     /// Output of all compressed streams and members of one file together.
     pub max_total_inflated: u64,
@@ -513,7 +514,8 @@ impl Inspector<'_> {
             .any(|(name, format)| *name == "config.json" && *format == Format::Json);
         if format == Format::Keras && !config_is_json {
             if let Some(member) = config_json {
-                let bytes = zip::read_member(source, member, self.limits.max_inflated)
+                // Not JSON, so the check only has to say why: a bounded prefix tells it.
+                let bytes = zip::read_member_prefix(source, member, keras::MAX_CONFIG_BYTES)
                     .map_err(io::Error::other)?;
                 findings.extend(
                     keras::check_config(&bytes.bytes)
@@ -539,12 +541,12 @@ impl Inspector<'_> {
             return self.inspect(&window, &member.name, depth + 1);
         }
         let budget = self.inflate_budget().min(self.limits.max_inflated);
-        let read = zip::read_member(source, member, budget).map_err(io::Error::other)?;
+        let read = zip::read_member_spilled(source, member, budget).map_err(io::Error::other)?;
         if !stored {
-            self.inflated_total += read.bytes.len() as u64;
+            self.inflated_total += read.bytes.size();
         }
         let mut findings = read.findings;
-        if read.complete || !read.bytes.is_empty() {
+        if read.complete || read.bytes.size() > 0 {
             let inner = self.inspect(&read.bytes, &member.name, depth + 1)?;
             findings.extend(inner.findings);
             return Ok(Scanned::new(inner.format, findings));

@@ -33,6 +33,9 @@ const INFO_ATTRIBUTES: &[&[u8]] = &[b"keras_version", b"backend"];
 /// Bytes whose presence makes an unreadable HDF5 file a Keras model that could not be checked.
 const KERAS_MARKERS: &[&[u8]] = &[b"model_config", b"training_config", b"keras_version"];
 
+/// How much of a `config.json` that did not scan as JSON is read to say why it is malformed.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 /// Checks a `.keras` `config.json`. A config that is not JSON is `keras-malformed`.
 pub fn check_config(bytes: &[u8]) -> Vec<Finding> {
     match serde_json::from_slice::<Value>(bytes) {

@@ -70,7 +70,7 @@ impl Default for PickleLimits {
     fn default() -> Self {
         PickleLimits {
             max_opcodes: 50_000_000,
-            max_memo: 1_000_000,
+            max_memo: 250_000,
             max_stack: 1_000_000,
             max_nesting: 4,
             max_streams: 256,

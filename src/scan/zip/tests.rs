@@ -865,6 +865,42 @@ fn deflate_bomb_stops_at_the_output_limit() {
 }
 
 #[test]
+fn large_members_spill_to_disk_with_the_same_checks() {
+    use crate::scan::source::{Spilled, SPILL_AT};
+    let content: Vec<u8> = (0..(SPILL_AT as u32 / 4 + 100_000))
+        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+        .collect();
+    for spec in [
+        Spec::deflated("big.bin", &content),
+        Spec::stored("big.bin", &content),
+    ] {
+        let bytes = build(&[spec]);
+        let listing = walk(&bytes);
+        let member = &listing.members[0];
+        let got = read_member_spilled(&bytes, member, 64 << 20).unwrap();
+        assert!(
+            got.complete && got.findings.is_empty(),
+            "{:?}",
+            got.findings
+        );
+        assert!(matches!(got.bytes, Spilled::File(_)));
+        assert_eq!(got.bytes.size(), content.len() as u64);
+        let tail = got.bytes.read_vec(content.len() as u64 - 7, 7).unwrap();
+        assert_eq!(tail, content[content.len() - 7..]);
+        // A bound below the content keeps exactly the bound and says so.
+        let cut = read_member_spilled(&bytes, member, 1 << 20).unwrap();
+        assert!(!cut.complete);
+        assert_eq!(cut.bytes.size(), 1 << 20);
+        assert_eq!(codes(&cut.findings), [Code::ArchiveLimitExceeded]);
+        // A wrong CRC is still found on spilled bytes.
+        let mut bad = member.clone();
+        bad.crc32 ^= 1;
+        let got = read_member_spilled(&bytes, &bad, 64 << 20).unwrap();
+        assert_eq!(codes(&got.findings), [Code::ArchiveCrcMismatch]);
+    }
+}
+
+#[test]
 fn prefix_reads_stop_early() {
     let content: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
     let bytes = build(&[
