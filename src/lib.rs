@@ -4,6 +4,7 @@
 //! renders. Modules are the architecture and depend on each other in one direction only:
 //!
 //! ```text
+//! atomic    whole-file writes through an O_EXCL temporary file and a rename
 //! error     rendering of error chains
 //! finding   coded findings shared by every checker
 //! digest    streaming, parallel SHA-256; the Sha256 newtype
@@ -23,6 +24,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod atomic;
 pub mod digest;
 pub mod error;
 pub mod fetch;

@@ -476,27 +476,17 @@ pub fn write_tensor_file(
         path: path.to_owned(),
         source,
     };
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut temporary = tempfile::NamedTempFile::new_in(dir).map_err(write_error)?;
-    let sha256 = {
-        let mut out = HashingWriter::new(io::BufWriter::with_capacity(
-            1 << 20,
-            temporary.as_file_mut(),
-        ));
-        out.write_all(&header).map_err(write_error)?;
+    // Outputs may be derived from patient data: private to the user, as before.
+    let sha256 = crate::atomic::write_with(path, crate::atomic::WriteOptions::PRIVATE, |file| {
+        let mut out = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file));
+        out.write_all(&header)?;
         for tensor in sorted_for_layout(format, tensors) {
-            tensor.data.write_to(&mut out).map_err(write_error)?;
+            tensor.data.write_to(&mut out)?;
         }
-        out.flush().map_err(write_error)?;
-        out.finish().1
-    };
-    temporary.as_file().sync_all().map_err(write_error)?;
-    temporary
-        .persist(path)
-        .map_err(|error| write_error(error.error))?;
+        out.flush()?;
+        Ok(out.finish().1)
+    })
+    .map_err(write_error)?;
     Ok(sha256)
 }
 

@@ -147,30 +147,10 @@ pub fn write_stdout(render: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> an
 /// that `path` holds either its old content or the whole new content, never a part.
 pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     use anyhow::Context;
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => std::path::Path::new("."),
-    };
-    let mut temporary = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("could not create a temporary file in `{}`", dir.display()))?;
-    temporary
-        .write_all(bytes)
-        .and_then(|()| temporary.as_file().sync_all())
-        .with_context(|| format!("could not write `{}`", path.display()))?;
-    // Manifests, signatures and trust policies are public documents: readable by all, as a
-    // plain write would leave them (the temporary file starts out private).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        temporary
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("could not write `{}`", path.display()))?;
-    }
-    temporary
-        .persist(path)
-        .with_context(|| format!("could not write `{}`", path.display()))?;
-    Ok(())
+    // Manifests, signatures, trust policies and receipts are public documents: readable by
+    // all, as a plain write would leave them.
+    modelvet::atomic::write(path, bytes, modelvet::atomic::WriteOptions::PUBLIC)
+        .with_context(|| format!("could not write `{}`", path.display()))
 }
 
 /// The verdict options a `--strict` flag stands for.

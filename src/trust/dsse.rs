@@ -9,7 +9,7 @@
 //! is `policy`).
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use base64::alphabet;
@@ -18,7 +18,7 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::keys::{create_temp_beside, with_suffix, SecretKey};
+use super::keys::{with_suffix, SecretKey};
 
 /// The payload type of a signed modelvet manifest.
 pub const MANIFEST_PAYLOAD_TYPE: &str = "application/vnd.modelvet.manifest.v1+json";
@@ -362,19 +362,12 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, EnvelopeError> {
 }
 
 fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), EnvelopeError> {
-    let write_error = |source| EnvelopeError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let (mut file, temp_path) = create_temp_beside(path, 0o644).map_err(write_error)?;
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .and_then(|()| fs::rename(&temp_path, path));
-    if written.is_err() {
-        let _ = fs::remove_file(&temp_path);
-    }
-    written.map_err(write_error)
+    crate::atomic::write(path, bytes, crate::atomic::WriteOptions::PUBLIC).map_err(|source| {
+        EnvelopeError::Write {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@
 //! the envelope format (that is `dsse`).
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -535,56 +535,22 @@ fn read_bounded_text(file: File, path: &Path) -> Result<String, KeyError> {
     })
 }
 
-/// Writes `bytes` to a fresh temporary file beside `path`, then links it to `path`, which fails
-/// if `path` exists, so a file created meanwhile is never replaced (a rename would replace it).
+/// Writes a new file at `path`; a file there, even one created meanwhile, is never replaced.
 fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
-    let write_error = |source| KeyError::Write {
-        path: path.to_owned(),
-        source,
+    let options = crate::atomic::WriteOptions {
+        mode,
+        existing: crate::atomic::Existing::Keep,
     };
-    let temp = create_temp_beside(path, mode).map_err(write_error)?;
-    let (mut file, temp_path) = temp;
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .and_then(|()| fs::hard_link(&temp_path, path));
-    let _ = fs::remove_file(&temp_path);
-    match written {
+    match crate::atomic::write(path, bytes, options) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Err(KeyError::Exists {
             path: path.to_owned(),
         }),
-        Err(error) => Err(write_error(error)),
+        Err(source) => Err(KeyError::Write {
+            path: path.to_owned(),
+            source,
+        }),
     }
-}
-
-/// Creates `.<name>.tmp-<pid>-<random>` in the directory of `path` with `create_new`, so a
-/// planted file or symlink at that name is never written through.
-pub(crate) fn create_temp_beside(path: &Path, mode: u32) -> io::Result<(File, PathBuf)> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"))?;
-    let mut random = [0u8; 8];
-    getrandom::fill(&mut random).map_err(|error| io::Error::other(error.to_string()))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(
-        ".tmp-{}-{:016x}",
-        std::process::id(),
-        u64::from_le_bytes(random)
-    ));
-    let temp_path = path.with_file_name(temp_name);
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let file = options.open(&temp_path)?;
-    Ok((file, temp_path))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! owns the state directory's files and nothing else; it decides nothing about signatures.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -135,14 +135,10 @@ impl RollbackStore {
             path: path.clone(),
             source,
         };
-        let temporary = path.with_extension("json.tmp");
         let mut bytes =
             serde_json::to_vec_pretty(&record).map_err(|e| io_error(io::Error::other(e)))?;
         bytes.push(b'\n');
-        let mut file = fs::File::create(&temporary).map_err(io_error)?;
-        file.write_all(&bytes).map_err(io_error)?;
-        file.sync_all().map_err(io_error)?;
-        fs::rename(&temporary, &path).map_err(io_error)
+        crate::atomic::write(&path, &bytes, crate::atomic::WriteOptions::PRIVATE).map_err(io_error)
     }
 
     fn read(&self, name: &str) -> Result<Option<Record>, RollbackError> {
